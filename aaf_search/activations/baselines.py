@@ -1,0 +1,71 @@
+"""Fixed (non-trainable) activations behind the registry interface, plus PReLU.
+
+They exist so that "keep ReLU" is one more choice in a search space and so that every model's base
+activation comes from the same registry as the trainable ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aaf_search.activations.registry import Activation, ParamShape, Reduction, register
+
+
+class _Fixed(Activation):
+    """A parameter-free activation; ``fn`` is the function it applies."""
+
+    shapes: tuple[ParamShape, ...] = ("network", "layer", "channel", "neuron")
+    fn: Callable[[Tensor], Tensor]
+
+    def __init__(self, *, param_shape: tuple[int, ...] = (1,)) -> None:
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).fn(x)
+
+
+def _fixed(name: str, fn: Callable[[Tensor], Tensor], summary: str) -> type[Activation]:
+    cls = type(name, (_Fixed,), {"family": name, "fn": staticmethod(fn), "summary": summary, "source": "baseline"})
+    return register(cls)
+
+
+ReLU = _fixed("relu", F.relu, "max(0, x)")
+LeakyReLU = _fixed("leaky_relu", F.leaky_relu, "max(0, x) + 0.01 min(0, x)")
+ELU = _fixed("elu", F.elu, "x if x > 0 else exp(x) - 1")
+SELU = _fixed("selu", F.selu, "scale * elu(x, alpha) with the self-normalising constants")
+SiLU = _fixed("silu", F.silu, "x * sigmoid(x) (swish)")
+GELU = _fixed("gelu", F.gelu, "x * Phi(x), exact erf form")
+Mish = _fixed("mish", F.mish, "x * tanh(softplus(x))")
+Tanh = _fixed("tanh", torch.tanh, "tanh(x)")
+Sigmoid = _fixed("sigmoid", torch.sigmoid, "1 / (1 + exp(-x))")
+Softsign = _fixed("softsign", F.softsign, "x / (1 + |x|)")
+Softplus = _fixed("softplus", F.softplus, "log(1 + exp(x))")
+Identity = _fixed("identity", lambda x: x, "x")
+
+
+@register
+class PReLU(Activation):
+    """PReLU (He et al., 2015): max(0, x) + a * min(0, x) with a learnable slope ``a`` (init 0.25)."""
+
+    family = "prelu"
+    summary = "max(0, x) + a min(0, x), learnable a"
+    source = "baseline"
+    param_names = ("a",)
+    shapes = ("network", "layer", "channel", "neuron")
+    presets = {"default": {"a": 0.25}, "as_relu": {"a": 0.0}, "as_identity": {"a": 1.0}}
+    default_preset = "default"
+    reductions = (
+        Reduction("relu", "as_relu", F.relu),
+        Reduction("identity", "as_identity", lambda x: x),
+    )
+
+    def __init__(self, *, param_shape: tuple[int, ...] = (1,)) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.full(param_shape, 0.25))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.where(x >= 0, x, self.a * x)

@@ -1,0 +1,39 @@
+"""Activation slots: the named places in a model where an activation sits.
+
+A model built by this package wraps each of its activations in an :class:`ActivationSlot`. The slot's
+name is its module path in the model (``stem.act``, ``stage2.block1.act2``, ``fc.act1``), which is stable
+across builds; its tags say where it sits (``conv``, ``fc``, ``stem``, ``stage_end``,
+``attention_gate``). Swapping an activation means assigning a new module to ``slot.act``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from torch import Tensor, nn
+
+from aaf_search import activations
+
+SLOT_TAGS = ("conv", "fc", "stem", "stage_end", "attention_gate", "block")
+
+
+class ActivationSlot(nn.Module):
+    """Holds one activation module and the tags that describe where it sits."""
+
+    def __init__(self, act: nn.Module | str = "relu", *, tags: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.act: nn.Module = activations.create(act) if isinstance(act, str) else act
+        self.tags: frozenset[str] = frozenset(tags)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x)
+
+    def extra_repr(self) -> str:
+        return f"tags={sorted(self.tags)}"
+
+
+def iter_slots(model: nn.Module) -> Iterator[tuple[str, ActivationSlot]]:
+    """Every slot of ``model`` with its name, in module-definition order."""
+    for name, module in model.named_modules():
+        if isinstance(module, ActivationSlot):
+            yield name, module
