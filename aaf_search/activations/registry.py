@@ -62,6 +62,7 @@ class Activation(nn.Module):
     default_preset: ClassVar[str | None] = None
     reductions: ClassVar[tuple[Reduction, ...]] = ()
     option_names: ClassVar[tuple[str, ...]] = ()
+    init_aliases: ClassVar[Mapping[str, str]] = {}  # init key -> attribute, e.g. {"lambda": "lam"}
 
     @property
     def trainable(self) -> bool:
@@ -182,9 +183,10 @@ def preset_values(cls: type[Activation], init: InitSpec) -> dict[str, InitValue]
             raise ActivationError(f"activation '{cls.family}' has no preset '{init}'; its presets: {valid}")
         values.update(cls.presets[key])
         return values
+    init = {cls.init_aliases.get(key, key): value for key, value in init.items()}
     unknown = sorted(set(init) - set(cls.param_names))
     if unknown:
-        valid = ", ".join(cls.param_names) or "none"
+        valid = ", ".join([*cls.init_aliases, *cls.param_names]) or "none"
         raise ActivationError(f"activation '{cls.family}' has no parameter {', '.join(unknown)}; its parameters: {valid}")
     values.update(init)
     return values

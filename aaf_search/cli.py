@@ -1,0 +1,93 @@
+"""Command-line entry: a table of verbs, each in its own module under ``aaf_search.commands``.
+
+``aaf-search --space NAME`` (no verb) is the same as ``aaf-search search --space NAME``. Every user
+mistake ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Command(Protocol):
+    """What a verb module provides."""
+
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+COMMANDS: dict[str, str] = {
+    "search": "aaf_search.commands.search",
+    "train": "aaf_search.commands.train",
+    "export": "aaf_search.commands.export",
+    "spaces": "aaf_search.commands.spaces",
+    "activations": "aaf_search.commands.activations",
+    "models": "aaf_search.commands.models",
+}
+"""Verb -> module; a module is imported only when its verb runs, so ``--help`` stays fast."""
+
+DEFAULT_VERB = "search"
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _load(verb: str) -> Command:
+    return importlib.import_module(COMMANDS[verb])  # type: ignore[return-value]
+
+
+def build_parser(verb: str) -> argparse.ArgumentParser:
+    command = _load(verb)
+    parser = _Parser(prog=f"aaf-search {verb}", description=command.HELP)
+    command.add_arguments(parser)
+    return parser
+
+
+def _top_help() -> str:
+    lines = ["usage: aaf-search [VERB] [options]   (no verb: search)", "", "verbs:"]
+    for verb in COMMANDS:
+        lines.append(f"  {verb:<12} {_load(verb).HELP.splitlines()[0]}")
+    lines += ["", "aaf-search VERB --help shows a verb's options; aaf-search --space lslu_depth runs a search."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0
+    if argv and argv[0] == "--version":
+        from aaf_search import __version__
+
+        print(f"aaf-search {__version__}")
+        return 0
+    verb = argv.pop(0) if argv and argv[0] in COMMANDS else DEFAULT_VERB
+    if argv and not argv[0].startswith("-") and verb == DEFAULT_VERB and argv[0] not in COMMANDS:
+        print(f"aaf-search: unknown verb '{argv[0]}'; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        args = build_parser(verb).parse_args(argv)
+        return _load(verb).run(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aaf-search: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
