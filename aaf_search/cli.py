@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from aaf_search.errors import UserError
+
 
 class Command(Protocol):
     """What a verb module provides."""
@@ -36,7 +38,7 @@ COMMANDS: dict[str, str] = {
 DEFAULT_VERB = "search"
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A user mistake: printed as one line, exit code 2."""
 
 
@@ -81,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser(verb).parse_args(argv)
         return _load(verb).run(args)
-    except UsageError as exc:
-        print(str(exc), file=sys.stderr)
+    except UserError as exc:
+        print(f"aaf-search: error: {exc}" if not isinstance(exc, UsageError) else str(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aaf-search: interrupted", file=sys.stderr)

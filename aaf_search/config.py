@@ -19,6 +19,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from aaf_search.errors import UserError
+
 SCHEMA_VERSION = 1
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -28,7 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 FINETUNE_MODES = ("all", "activations")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration field is missing, unknown, of the wrong type or out of range."""
 
 

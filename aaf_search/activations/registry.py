@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 import torch
 from torch import Tensor, nn
 
+from aaf_search.errors import UserError
+
 ParamShape = Literal["network", "layer", "channel", "neuron"]
 PARAM_SHAPES: tuple[ParamShape, ...] = ("network", "layer", "channel", "neuron")
 """How many parameter sets an activation has.
@@ -27,7 +29,7 @@ InitValue = float | Sequence[float] | Tensor
 InitSpec = str | Mapping[str, InitValue] | None
 
 
-class ActivationError(ValueError):
+class ActivationError(UserError):
     """A user asked for an activation, preset, parameter or shape that does not exist."""
 
 
