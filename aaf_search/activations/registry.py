@@ -189,7 +189,9 @@ def preset_values(cls: type[Activation], init: InitSpec) -> dict[str, InitValue]
     unknown = sorted(set(init) - set(cls.param_names))
     if unknown:
         valid = ", ".join([*cls.init_aliases, *cls.param_names]) or "none"
-        raise ActivationError(f"activation '{cls.family}' has no parameter {', '.join(unknown)}; its parameters: {valid}")
+        raise ActivationError(
+            f"activation '{cls.family}' has no parameter {', '.join(unknown)}; its parameters: {valid}"
+        )
     values.update(init)
     return values
 
