@@ -1,0 +1,59 @@
+"""``aaf-search train --config FILE.yaml``: train one trial config and save its weights and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aaf_search.config import DEVICES, load_yaml
+
+HELP = "Train one trial config (an exported best.yaml, say) and save weights and metrics."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="trial config YAML (from export, or by hand)")
+    parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
+    parser.add_argument("--device", choices=DEVICES, default=None, help="override the config's device")
+    parser.add_argument("--data-root", default=None, help="override where data sets are read from")
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default aaf-runs/train/<hash>)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from aaf_search.config import ConfigError
+    from aaf_search.trials.report import EpochReport
+    from aaf_search.trials.runner import run_trial
+
+    config, _ = load_yaml(args.config)
+    changes: dict[str, object] = {}
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
+        changes["epochs"] = args.epochs
+    if args.device is not None:
+        changes["device"] = args.device
+    if args.data_root is not None:
+        changes["data"] = replace(config.data, root=args.data_root)
+    config = config.replace(**changes)
+    out = args.out or Path("aaf-runs") / "train" / config.digest()
+
+    def show(report: EpochReport) -> None:
+        if not args.quiet:
+            print(
+                f"epoch {report.epoch:>3}/{config.epochs}  train loss {report.train_loss:.4f}  "
+                f"val loss {report.val_loss:.4f}  val acc {report.val_accuracy:.4f}  {report.epoch_seconds:.2f}s",
+                file=sys.stderr,
+            )
+
+    result = run_trial(config, on_epoch=show, out_dir=out)
+    print(
+        f"{config.model} on {config.data.name}: val acc {result.val_accuracy:.4f} (epoch {result.best_epoch}), "
+        f"test acc {result.test_accuracy:.4f}, {result.epochs_run} epochs in {result.seconds:.1f}s -> {out}"
+    )
+    return 0

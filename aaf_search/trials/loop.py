@@ -1,0 +1,177 @@
+"""The training loop: one straight loop over epochs, read top to bottom.
+
+Data are in-memory tensors (see :mod:`aaf_search.trials.data`), so an epoch is a permutation and a
+sequence of slices; there is no DataLoader. Each epoch ends with a validation pass and one
+:class:`~aaf_search.trials.report.EpochReport` handed to ``on_epoch``; an exception raised there (a
+pruner's, say) ends the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aaf_search.config import OptimConfig
+from aaf_search.errors import UserError
+from aaf_search.trials.data import DataSplits, iterate_batches
+from aaf_search.trials.optim import Optimisers, build_optimisers
+from aaf_search.trials.plan import activation_parameters, summarize_activation_params
+from aaf_search.trials.report import EpochReport, TrialDiverged
+
+EVAL_BATCH = 1024  # samples per evaluation batch; evaluation keeps no graph, so larger is cheaper
+
+EpochCallback = Callable[[EpochReport], None]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The knobs of one call to :func:`fit` (a trial's, or the pre-training of seed 001's base)."""
+
+    optim: OptimConfig
+    epochs: int
+    batch_size: int
+    seed: int
+    precision: str = "fp32"
+    augment: bool = False
+    early_stop_patience: int | None = None
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    history: tuple[EpochReport, ...]
+    best_epoch: int
+    best_val_accuracy: float
+    best_val_loss: float
+    stopped_early: bool
+
+
+def autocast_context(device: torch.device, precision: str) -> AbstractContextManager[object]:
+    """bf16/fp16 autocast where asked; fp16 needs CUDA (CPU has no fast fp16 path)."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, precision: str = "fp32") -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` on ``x, y`` in eval mode."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+        with autocast_context(x.device, precision):
+            logits = model(xb)
+        loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
+        correct += (logits.argmax(dim=1) == yb).sum()
+    n = max(1, len(x))
+    return float(loss_sum) / n, float(correct) / n
+
+
+def _train_step(model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, settings: FitSettings) -> Tensor:
+    """One mini-batch; with dspu4 two passes: activation parameters first, then the rest."""
+    device = xb.device
+    smoothing = settings.optim.label_smoothing
+    if opts.act is None:
+        opts.main.zero_grad(set_to_none=True)
+        with autocast_context(device, settings.precision):
+            loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
+        loss.backward()
+        opts.main.step()
+        return loss.detach()
+    # Double-stage parameter update (seed 003, "2SPU-4"): freeze the network while the activations
+    # learn, then freeze the activations while the network learns, on the same mini-batch.
+    act_params = {id(p) for g in opts.act.param_groups for p in g["params"]}
+    all_params = [p for g in opts.main.param_groups + opts.act.param_groups for p in g["params"]]
+    loss = torch.zeros((), device=device)
+    for opt, active in ((opts.act, True), (opts.main, False)):
+        for p in all_params:
+            p.requires_grad_((id(p) in act_params) == active)
+        opt.zero_grad(set_to_none=True)
+        with autocast_context(device, settings.precision):
+            loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
+        loss.backward()
+        opt.step()
+    for p in all_params:
+        p.requires_grad_(True)
+    return loss.detach()
+
+
+def _check_finite(model: nn.Module, train_loss: float, epoch: int) -> None:
+    if not torch.isfinite(torch.tensor(train_loss)):
+        raise TrialDiverged(epoch, f"training loss is {train_loss}")
+    for param in activation_parameters(model):
+        if not bool(torch.isfinite(param).all()):
+            raise TrialDiverged(epoch, "an activation parameter is not finite")
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            raise TrialDiverged(epoch, f"parameter '{name}' is not finite")
+
+
+def fit(
+    model: nn.Module,
+    data: DataSplits,
+    settings: FitSettings,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[FitOutcome, dict[str, Tensor]]:
+    """Train ``model`` on ``data.train`` and validate on ``data.val`` after every epoch.
+
+    Returns the outcome and the state dict of the best validation epoch (the model is left with the
+    weights of the last epoch run). Raises :class:`TrialDiverged` on a non-finite loss or parameter.
+    """
+    device = data.train_x.device
+    opts = build_optimisers(model, settings.optim, settings.epochs)
+    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+    augment = data.augmenter(generator) if settings.augment else None
+    history: list[EpochReport] = []
+    best_acc, best_loss, best_epoch = -1.0, float("inf"), 0
+    best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
+    stale = 0
+    stopped_early = False
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        batches = 0
+        for xb, yb in iterate_batches(
+            data.train_x, data.train_y, settings.batch_size, shuffle=True, generator=generator, augment=augment
+        ):
+            loss_sum += _train_step(model, xb, yb, opts, settings)
+            batches += 1
+        lr = opts.lr()
+        opts.step_schedules()
+        train_loss = float(loss_sum) / max(1, batches)
+        _check_finite(model, train_loss, epoch)
+        val_loss, val_acc = evaluate(model, data.val_x, data.val_y, settings.precision)
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            epoch_seconds=time.perf_counter() - started,
+            lr=lr,
+            activation_params=summarize_activation_params(model),
+        )
+        history.append(report)
+        if val_acc > best_acc:
+            best_acc, best_loss, best_epoch, stale = val_acc, val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if on_epoch is not None:
+            on_epoch(report)
+        if settings.early_stop_patience is not None and stale >= settings.early_stop_patience:
+            stopped_early = epoch < settings.epochs
+            break
+    outcome = FitOutcome(tuple(history), best_epoch, max(best_acc, 0.0), best_loss, stopped_early)
+    return outcome, best_state

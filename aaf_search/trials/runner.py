@@ -1,0 +1,162 @@
+"""Run one trial: build the data, the model and its activation plan from a config, train, report.
+
+This is plain PyTorch with no Optuna or Ray inside; search backends call :func:`run_trial` with an
+``on_epoch`` callback that reports to their pruner.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from aaf_search.config import PretrainConfig, TrialConfig, save_yaml
+from aaf_search.errors import UserError
+from aaf_search.trials.data import DataSplits, load_data
+from aaf_search.trials.loop import EpochCallback, FitSettings, evaluate, fit
+from aaf_search.trials.models import build_model, model_info
+from aaf_search.trials.plan import activation_parameters, apply_plan, freeze_all_but_activations
+from aaf_search.trials.report import EpochReport, TrialResult
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_trial_model(config: TrialConfig, data: DataSplits, device: torch.device) -> nn.Module:
+    """The model with its base activation, on ``device`` (before the plan is applied)."""
+    return build_model(
+        config.model,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        base_activation=config.base_activation,
+    ).to(device)
+
+
+def pretrained_state(config: TrialConfig, pretrain: PretrainConfig, data: DataSplits) -> dict[str, torch.Tensor]:
+    """Weights of the base model (base activation, no plan), trained once and cached by config hash.
+
+    The cache key holds everything that changes the base weights, so every trial of a search that
+    shares them trains the base model once. The file is written atomically and read back with
+    ``weights_only=True``.
+    """
+    base = config.replace(plan=(), pretrain=None, epochs=pretrain.epochs, optim=pretrain.optim)
+    path = Path(pretrain.cache_dir) / f"{config.model}-{config.base_activation}-{base.digest()}.pt"
+    if path.is_file():
+        return torch.load(path, map_location=data.train_x.device, weights_only=True)
+    seed_everything(config.seed)
+    model = build_trial_model(base, data, data.train_x.device)
+    settings = FitSettings(pretrain.optim, pretrain.epochs, config.batch_size, config.seed, config.precision)
+    _, state = fit(model, data, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{time.time_ns()}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return state
+
+
+def run_trial(
+    config: TrialConfig,
+    *,
+    on_epoch: EpochCallback | None = None,
+    out_dir: Path | None = None,
+) -> TrialResult:
+    """Train ``config`` and return its result; the same config and seed give the same numbers on CPU."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    info = model_info(config.model)
+    data = load_data(config.data, device=device, min_size=info.min_input_size)
+    extra: dict[str, float] = {}
+    base_state = pretrained_state(config, config.pretrain, data) if config.pretrain is not None else None
+    seed_everything(config.seed)
+    model = build_trial_model(config, data, device)
+    if base_state is not None:
+        model.load_state_dict(base_state)
+        extra["base_val_accuracy"] = evaluate(model, data.val_x, data.val_y)[1]
+        extra["base_test_accuracy"] = evaluate(model, data.test_x, data.test_y)[1]
+    apply_plan(model, config.plan, data.train_x[:2])
+    if config.pretrain is not None:
+        extra["patched_val_accuracy"] = evaluate(model, data.val_x, data.val_y)[1]
+        if config.pretrain.finetune == "activations":
+            if not freeze_all_but_activations(model):
+                raise UserError("fine-tuning activations only, but the plan puts no trainable activation in the model")
+    settings = FitSettings(
+        optim=config.optim,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        precision=config.precision,
+        augment=config.data.augment,
+        early_stop_patience=config.early_stop_patience,
+    )
+    outcome, best_state = fit(model, data, settings, on_epoch)
+    model.load_state_dict(best_state)
+    _, test_acc = evaluate(model, data.test_x, data.test_y, config.precision)
+    result = TrialResult(
+        val_accuracy=outcome.best_val_accuracy,
+        val_loss=outcome.best_val_loss,
+        test_accuracy=test_acc,
+        best_epoch=outcome.best_epoch,
+        epochs_run=len(outcome.history),
+        param_count=sum(p.numel() for p in model.parameters()),
+        activation_param_count=sum(p.numel() for p in activation_parameters(model)),
+        device=str(device),
+        seconds=time.perf_counter() - started,
+        stopped_early=outcome.stopped_early,
+        history=outcome.history,
+        extra=extra,
+    )
+    if out_dir is not None:
+        save_run(out_dir, config, model, result)
+    return result
+
+
+METRIC_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_seconds")
+
+
+def save_run(out_dir: Path, config: TrialConfig, model: nn.Module, result: TrialResult) -> None:
+    """Write the weights, the resolved config and one metrics row per epoch into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / "model.pt")
+    save_yaml(
+        out_dir / "config.yaml",
+        config,
+        val_accuracy=result.val_accuracy,
+        test_accuracy=result.test_accuracy,
+        best_epoch=result.best_epoch,
+    )
+    with (out_dir / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*METRIC_FIELDS, "activation_params"])
+        for report in result.history:
+            writer.writerow([*(_field(report, f) for f in METRIC_FIELDS), _compact(report)])
+
+
+def _field(report: EpochReport, name: str) -> object:
+    value = getattr(report, name)
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _compact(report: EpochReport) -> str:
+    """``slot:param=mean`` pairs, enough to plot parameter trajectories from the CSV alone."""
+    return ";".join(
+        f"{slot}:{param}={stats['mean']:.6g}"
+        for slot, params in report.activation_params.items()
+        for param, stats in params.items()
+    )

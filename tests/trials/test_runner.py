@@ -1,0 +1,137 @@
+"""One trial end to end on the bundled digits data: accuracy, determinism, divergence, run files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, PretrainConfig, TrialConfig
+from aaf_search.errors import UserError
+from aaf_search.trials.data import load_data
+from aaf_search.trials.models import build_model
+from aaf_search.trials.optim import build_optimisers
+from aaf_search.trials.plan import apply_plan, uniform_plan
+from aaf_search.trials.report import EpochReport, TrialDiverged
+from aaf_search.trials.runner import run_trial
+
+
+def test_dnn2_relu_learns_digits() -> None:
+    result = run_trial(TrialConfig(model="dnn2", epochs=10, seed=0, device="cpu"))
+    assert result.test_accuracy >= 0.90
+    assert result.epochs_run == 10
+    assert 1 <= result.best_epoch <= 10
+    assert result.val_accuracy == max(r.val_accuracy for r in result.history)
+    assert result.activation_param_count == 0
+
+
+def test_same_seed_gives_identical_metrics() -> None:
+    config = TrialConfig(model="dnn2", epochs=2, seed=3, device="cpu", plan=uniform_plan("coslu", shape="network"))
+    first, second = run_trial(config), run_trial(config)
+    assert [r.val_loss for r in first.history] == [r.val_loss for r in second.history]
+    assert first.test_accuracy == second.test_accuracy
+    assert first.history[-1].activation_params == second.history[-1].activation_params
+
+
+def test_epoch_reports_carry_learned_activation_parameters() -> None:
+    reports: list[EpochReport] = []
+    config = TrialConfig(model="dnn3", epochs=2, device="cpu", plan=uniform_plan("coslu", shape="network"))
+    result = run_trial(config, on_epoch=reports.append)
+    assert [r.epoch for r in reports] == [1, 2]
+    # One shared module: both slots report the same values, and training moved them from the init (1, 1).
+    params = reports[-1].activation_params
+    assert set(params) == {"fc.act1", "fc.act2"}
+    assert params["fc.act1"] == params["fc.act2"]
+    assert params["fc.act1"]["a"]["mean"] != pytest.approx(1.0, abs=1e-6)
+    assert result.activation_param_count == 2
+
+
+def test_leaf_as_relu_leaves_a_relu_model_unchanged() -> None:
+    data = load_data(DataConfig(name="synthetic", options={"shape": [3, 32, 32]}))
+    torch.manual_seed(0)
+    model = build_model("lenet5", input_shape=data.input_shape, num_classes=data.num_classes).eval()
+    before = model(data.val_x[:16])
+    apply_plan(model, uniform_plan("leaf", init="as_relu", shape="neuron"), data.val_x[:2])
+    assert torch.allclose(model(data.val_x[:16]), before, atol=1e-4)
+
+
+def test_ahaf_as_silu_leaves_a_silu_model_unchanged() -> None:
+    data = load_data(DataConfig(name="synthetic", options={"shape": [1, 16, 16]}))
+    torch.manual_seed(0)
+    model = build_model("kerasnet", input_shape=data.input_shape, num_classes=4, base_activation="silu").eval()
+    before = model(data.val_x[:16])
+    apply_plan(model, uniform_plan("ahaf", init="as_silu"), data.val_x[:2])
+    assert torch.allclose(model(data.val_x[:16]), before, atol=1e-4)
+
+
+def test_divergence_ends_the_trial_with_its_epoch() -> None:
+    config = TrialConfig(model="dnn2", epochs=3, device="cpu", optim=OptimConfig(name="sgd", lr=1e12))
+    with pytest.raises(TrialDiverged) as error:
+        run_trial(config)
+    assert error.value.epoch == 1
+
+
+def test_early_stopping_stops_after_patience() -> None:
+    # lr 0 never improves validation accuracy after the first epoch.
+    config = TrialConfig(model="dnn2", epochs=10, early_stop_patience=2, device="cpu", optim=OptimConfig(lr=1e-12))
+    result = run_trial(config)
+    assert result.epochs_run == 3
+    assert result.stopped_early
+
+
+def test_run_directory_has_weights_config_and_metrics(tmp_path: Path) -> None:
+    config = TrialConfig(model="dnn2", epochs=2, device="cpu")
+    result = run_trial(config, out_dir=tmp_path)
+    assert (tmp_path / "model.pt").stat().st_size > 1000
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(result.history[-1].val_accuracy, abs=1e-6)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert "fc1.weight" in state or any(k.endswith("weight") for k in state)
+
+
+def test_pretrain_then_finetune_only_activations(tmp_path: Path) -> None:
+    config = TrialConfig(
+        model="dnn2",
+        epochs=1,
+        device="cpu",
+        plan=uniform_plan("ahaf", init="as_relu"),
+        pretrain=PretrainConfig(epochs=3, cache_dir=str(tmp_path)),
+    )
+    result = run_trial(config)
+    assert result.extra["base_val_accuracy"] > 0.8
+    # AHAF-as-ReLU reproduces ReLU, so patching keeps the base accuracy.
+    assert result.extra["patched_val_accuracy"] == pytest.approx(result.extra["base_val_accuracy"], abs=0.01)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    again = run_trial(config)  # the cached base is reused: same numbers
+    assert again.extra == result.extra
+
+
+def test_p24sl_puts_leaf_p2_p4_in_a_slower_group() -> None:
+    data = load_data(DataConfig())
+    model = build_model("dnn2", input_shape=data.input_shape, num_classes=10)
+    apply_plan(model, uniform_plan("leaf"), data.train_x[:2])
+    opts = build_optimisers(model, OptimConfig(name="adam", lr=1e-3, p24sl=True), epochs=1)
+    lrs = {group["name"]: group["lr"] for group in opts.main.param_groups}
+    assert lrs == {"network": 1e-3, "activations": 1e-3, "activations_p24sl": pytest.approx(1e-6)}
+
+
+def test_dspu4_uses_two_optimisers_and_still_learns() -> None:
+    config = TrialConfig(
+        model="dnn2", epochs=3, device="cpu", plan=uniform_plan("ahaf"), optim=OptimConfig(dspu4=True)
+    )
+    result = run_trial(config)
+    assert result.val_accuracy > 0.8
+
+
+def test_fp16_on_cpu_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        run_trial(TrialConfig(model="dnn2", epochs=1, device="cpu", precision="fp16"))
+
+
+def test_bad_plan_selector_is_a_user_error() -> None:
+    plan = (PlanEntry("tag:attention_gate", ActivationSpec("apa")),)
+    with pytest.raises(UserError, match="matches no activation slot"):
+        run_trial(TrialConfig(model="dnn2", epochs=1, device="cpu", plan=plan))
