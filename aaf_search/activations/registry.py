@@ -25,7 +25,9 @@ PARAM_SHAPES: tuple[ParamShape, ...] = ("network", "layer", "channel", "neuron")
 ``neuron``: one per element of the input without the batch dimension.
 """
 
-InitValue = float | Sequence[float] | Tensor
+InitValue = float | Sequence[float] | Tensor | tuple[Any, ...]
+"""One parameter's initial value: a number (filled), a sequence, a tensor, or a tagged tuple such as
+``("uniform", low, high)`` (a random draw) or a family-specific tag (F-neuron's ``("knots", "tanh")``)."""
 InitSpec = str | Mapping[str, InitValue] | None
 
 
@@ -38,7 +40,9 @@ class Reduction:
     """A parameter setting under which a family equals a known function.
 
     ``init`` is a preset name or a dict of parameter values; ``reference`` is the known function;
-    ``atol`` is the tolerance the contract test uses on inputs in [-3, 3].
+    ``atol`` is the tolerance the contract test uses on inputs in [-3, 3]; ``options`` are passed to
+    :func:`create`; ``via`` names the module method that equals ``reference`` (``"forward"``, or LSLU's
+    ``"elementwise"``, whose full forward also mixes neighbouring pixels).
     """
 
     name: str
@@ -46,6 +50,7 @@ class Reduction:
     reference: Callable[[Tensor], Tensor]
     atol: float = 1e-6
     options: Mapping[str, Any] = field(default_factory=dict)
+    via: str = "forward"
 
 
 class Activation(nn.Module):
@@ -65,10 +70,25 @@ class Activation(nn.Module):
     reductions: ClassVar[tuple[Reduction, ...]] = ()
     option_names: ClassVar[tuple[str, ...]] = ()
     init_aliases: ClassVar[Mapping[str, str]] = {}  # init key -> attribute, e.g. {"lambda": "lam"}
+    # Trainable tensors that belong to the module but are not activation-shape parameters (LSLU's
+    # depthwise kernel and BatchNorm affine): no presets, not reported per epoch.
+    structural_params: ClassVar[tuple[str, ...]] = ()
+    # The constructor takes ``channels`` (LSLU's depthwise conv and BatchNorm are sized by it).
+    needs_channels: ClassVar[bool] = False
 
     @property
     def trainable(self) -> bool:
         return bool(self.param_names)
+
+    def init_parameter(self, name: str, value: InitValue) -> None:
+        """Write one initial value into parameter ``name`` (called under ``no_grad``).
+
+        Families whose presets depend on options (LinComb's basis count, F-neuron's knots) override this
+        to resolve their own value shapes and tags, then defer to this default.
+        """
+        param = getattr(self, name, None)
+        if isinstance(param, Tensor):
+            write_value(param, value, self.family, name)
 
     def learned_parameters(self) -> dict[str, Tensor]:
         """The declared learnable parameters by their spec names (detached views)."""
@@ -128,7 +148,8 @@ def create(
         init: a preset name (``"as_relu"``), a dict of parameter values keyed by the family's parameter
             names (missing ones take the default preset), or ``None`` for the default.
         shape: one of :data:`PARAM_SHAPES` supported by the family.
-        channels: the channel count, required for ``shape="channel"``.
+        channels: the channel count, required for ``shape="channel"`` and for families with
+            ``needs_channels`` (LSLU), which receive it as the constructor argument ``channels``.
         input_shape: the input shape without the batch dimension, required for ``shape="neuron"``.
         options: family options (LinComb ``bases``, F-neuron ``count``/``interval``, LSLU ``n``, ...).
     """
@@ -144,9 +165,19 @@ def create(
         valid = ", ".join(cls.option_names) or "none"
         raise ActivationError(f"activation '{cls.family}' has no option {', '.join(unknown)}; its options: {valid}")
     param_shape = resolve_param_shape(cls.family, shape, channels, input_shape)
-    module = cls(param_shape=param_shape, **options)  # type: ignore[call-arg]
+    if cls.needs_channels:
+        options["channels"] = _channel_count(cls.family, channels, input_shape)
+    module = cls(param_shape=param_shape, **options)
     apply_init(module, init)
     return module
+
+
+def _channel_count(family: str, channels: int | None, input_shape: Sequence[int] | None) -> int:
+    if channels is None and input_shape is not None:
+        channels = int(input_shape[0])
+    if channels is None or channels < 1:
+        raise ActivationError(f"activation '{family}' needs a positive channel count (channels=C or input_shape)")
+    return channels
 
 
 def resolve_param_shape(
@@ -202,27 +233,31 @@ RANDOM_UNIFORM = "uniform"
 def apply_init(module: Activation, init: InitSpec) -> None:
     """Write the initial values given by ``init`` into ``module``'s parameters.
 
-    A value may be a number (filled), a sequence (broadcast to the parameter's shape along its last
-    dimension where lengths match, else element-wise), or ``("uniform", low, high)`` for a random draw
-    from torch's global generator (APA's U(0, 1) init).
+    A value may be a number (filled), a sequence (one value per channel for a ``(C, 1, ..., 1)``
+    parameter; otherwise broadcast to the parameter's shape along its last dimension where lengths
+    match, else element-wise), or ``("uniform", low, high)`` for a random draw from torch's global
+    generator (APA's U(0, 1) init). Families may override :meth:`Activation.init_parameter`.
     """
     values = preset_values(type(module), init)
     with torch.no_grad():
         for name, value in values.items():
-            param = getattr(module, name, None)
-            if not isinstance(param, Tensor):
-                continue
-            _write(param, value, module.family, name)
+            module.init_parameter(name, value)
 
 
-def _write(param: Tensor, value: Any, family: str, name: str) -> None:
-    if isinstance(value, tuple) and len(value) == 3 and value[0] == RANDOM_UNIFORM:
-        param.uniform_(float(value[1]), float(value[2]))
-        return
+def write_value(param: Tensor, value: Any, family: str, name: str) -> None:
+    """Write a number, a sequence, a tensor or a ``("uniform", low, high)`` draw into ``param``."""
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        if value[0] == RANDOM_UNIFORM and len(value) == 3:
+            param.uniform_(float(value[1]), float(value[2]))
+            return
+        raise ActivationError(f"activation '{family}': unknown init value {value!r} for '{name}'")
     tensor = torch.as_tensor(value, dtype=param.dtype)
     if tensor.ndim == 0:
         param.fill_(float(tensor))
         return
+    if tensor.ndim == 1 and param.ndim > 1 and param.numel() == param.shape[0] == tensor.shape[0]:
+        # One value per channel for a (C, 1, ..., 1) parameter: align with dim 0, not the last dim.
+        tensor = tensor.view(param.shape)
     try:
         param.copy_(tensor.expand_as(param) if tensor.shape != param.shape else tensor)
     except RuntimeError as exc:
