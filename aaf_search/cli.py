@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "spaces": "aaf_search.commands.spaces",
     "activations": "aaf_search.commands.activations",
     "models": "aaf_search.commands.models",
+    "dashboard": "aaf_search.commands.dashboard",
 }
 """Verb -> module; a module is imported only when its verb runs, so ``--help`` stays fast."""
 
@@ -48,7 +49,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load(verb: str) -> Command:
-    return importlib.import_module(COMMANDS[verb])  # type: ignore[return-value]
+    module: Command = importlib.import_module(COMMANDS[verb])
+    return module
 
 
 def build_parser(verb: str) -> argparse.ArgumentParser:

@@ -226,7 +226,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if value not in args:
             raise ConfigError(f"{path} must be one of {', '.join(map(str, args))}; got '{value}'")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _from_plain(tp, value, path)
     if origin is tuple:
         if not isinstance(value, list | tuple):
