@@ -1,0 +1,128 @@
+"""Run a search: check everything, open the study, hand the trials to a backend, export the best.
+
+Every check that can fail on user input runs before the study is created or changed, so a mistake
+leaves an existing study exactly as it was.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import optuna
+
+from aaf_search.errors import UserError
+from aaf_search.search.backends import make_backend
+from aaf_search.search.export import ranked, write_export
+from aaf_search.search.objectives import resolve_objectives
+from aaf_search.search.progress import ProgressLine
+from aaf_search.search.pruners import choose_pruner, make_pruner
+from aaf_search.search.recording import TrialRecorder
+from aaf_search.search.samplers import SAMPLERS, SamplerContext, make_sampler
+from aaf_search.search.seeds import sampler_seed
+from aaf_search.search.session import SearchSession, TrialRunner
+from aaf_search.search.settings import SearchSettings
+from aaf_search.search.storage import open_storage
+from aaf_search.search.study import check_compatible, existing_attrs, fail_interrupted, open_study, retry_interrupted
+from aaf_search.search.tables import lookup
+from aaf_search.spaces import SearchSpace, resolve_space
+
+RUNS_DIR = Path("aaf-runs")
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    study: optuna.Study
+    space: SearchSpace
+    run_dir: Path
+    best_path: Path | None  # the exported best config; None when no trial completed
+
+
+def run_search(
+    settings: SearchSettings, *, runner: TrialRunner | None = None, stream: TextIO | None = None
+) -> SearchOutcome:
+    """Run (or continue) the search ``settings`` describe; ``runner`` replaces ``run_trial`` in tests."""
+    stream = stream or sys.stderr
+    if settings.trials < 1:
+        raise UserError(f"--trials must be > 0, got {settings.trials}")
+    if settings.epochs is not None and settings.epochs < 1:
+        raise UserError(f"--epochs must be > 0, got {settings.epochs}")
+    space = resolve_space(settings.space)
+    defaults = space.defaults.replace(
+        model=settings.model,
+        dataset=settings.dataset,
+        data_root=settings.data_root,
+        download=settings.download,
+        epochs=settings.epochs,
+    )
+    objectives = resolve_objectives(settings.objectives, defaults)
+    names = [o.name for o in objectives]
+    backend = make_backend(settings.backend)
+    backend.check(settings)
+    pruner = make_pruner(choose_pruner(settings.pruner, len(objectives)), defaults.epochs)
+    lookup(SAMPLERS, settings.sampler, "sampler")
+
+    storage = open_storage(settings.storage)
+    name = settings.study or space.name
+    study_seed = settings.seed
+    trials_before = 0
+    if check_compatible(storage, name, space.name, names):
+        # The study's own seed wins: per-trial seeds must keep deriving from the seed it started with.
+        stored = (existing_attrs(storage, name) or {}).get("seed", settings.seed)
+        if stored != settings.seed:
+            print(f"note: study '{name}' was started with --seed {stored}; continuing with it", file=stream)
+        study_seed = int(stored)
+        trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    context = SamplerContext(space, defaults, len(objectives))
+    sampling = make_sampler(settings.sampler, sampler_seed(study_seed, trials_before), context)
+
+    study = open_study(
+        storage,
+        name,
+        directions=[o.direction for o in objectives],
+        sampler=sampling.sampler,
+        pruner=pruner,
+        attrs={
+            "space": space.name,
+            "space_source": space.source,
+            "objectives": names,
+            "metric": defaults.metric,
+            "seed": study_seed,
+            "settings": settings.record(),
+        },
+    )
+    interrupted = fail_interrupted(study, storage)
+    if interrupted:
+        print(f"note: marked {len(interrupted)} trial(s) left RUNNING by an interrupted run as FAIL", file=stream)
+    if settings.retry_failed:
+        retried = retry_interrupted(study)
+        if retried:
+            print(f"note: retrying the parameters of interrupted trial(s) {retried}", file=stream)
+
+    target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
+    run_dir = settings.out or RUNS_DIR / name
+    progress = ProgressLine.for_study(study, name, target, stream=stream)
+    session = SearchSession(
+        study=study,
+        recorder=TrialRecorder(space, defaults, objectives, study_seed),
+        target=target,
+        progress=progress,
+        run_dir=run_dir,
+        runner=runner or _run_trial(),
+        resources=settings.resources,
+    )
+    try:
+        backend.run(session)
+    finally:
+        progress.close()
+    best_path = write_export(run_dir / "best.yaml", study) if ranked(study) else None
+    return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path)
+
+
+def _run_trial() -> TrialRunner:
+    # Imported here: the training stack (torchvision, data sets) is only needed once trials run.
+    from aaf_search.trials.runner import run_trial
+
+    return run_trial

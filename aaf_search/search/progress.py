@@ -1,0 +1,96 @@
+"""A live one-line progress report on stderr, updated whenever a trial ends.
+
+On a terminal the line rewrites itself (``\\r``); in a log file each update is a line of its own.
+Counts start from what the study already holds, so a resumed search shows the whole study.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+
+@dataclass
+class ProgressLine:
+    """Counts of complete / pruned / failed / running trials, the best value and the elapsed time.
+
+    Use it as an Optuna callback (``callbacks=[progress]``) or call :meth:`update` from a backend's
+    own loop; ``running`` is whatever the backend has in flight (always 0 between local trials).
+    """
+
+    label: str
+    target: int
+    direction: str = "maximize"
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    clock: Callable[[], float] = time.monotonic
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best: float | None = None
+    best_trial: int | None = None
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+        self._tty = self.stream.isatty()
+
+    @classmethod
+    def for_study(cls, study: optuna.Study, label: str, target: int, **kwargs: Any) -> ProgressLine:
+        """A line whose counts start from the trials ``study`` already has."""
+        line = cls(label, target, study.directions[0].name.lower(), **kwargs)
+        for trial in study.get_trials(deepcopy=False):
+            line.count(trial)
+        return line
+
+    def count(self, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            self.complete += 1
+            value = trial.values[0]
+            if self.best is None or (value > self.best if self.direction == "maximize" else value < self.best):
+                self.best, self.best_trial = value, trial.number
+        elif trial.state == TrialState.PRUNED:
+            self.pruned += 1
+        elif trial.state == TrialState.FAIL:
+            self.failed += 1
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.count(trial)
+        self.show()
+
+    def update(self, trial: FrozenTrial, running: int = 0) -> None:
+        self.running = running
+        self.count(trial)
+        self.show()
+
+    def text(self) -> str:
+        elapsed = int(self.clock() - self._started)
+        best = f"best {self.best:.4f} (#{self.best_trial})" if self.best is not None else "best -"
+        return (
+            f"{self.label}: {self.complete + self.pruned}/{self.target} trials "
+            f"({self.complete} complete, {self.pruned} pruned), {self.failed} failed, {self.running} running, "
+            f"{best}, {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+        )
+
+    def show(self) -> None:
+        if self._tty:
+            self.stream.write("\r\x1b[2K" + self.text())
+        else:
+            self.stream.write(self.text() + "\n")
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A message of its own line (a failed trial, say), above the live line on a terminal."""
+        self.stream.write(("\r\x1b[2K" if self._tty else "") + text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the rewritten line so that the next output starts on a line of its own."""
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()

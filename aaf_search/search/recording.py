@@ -1,0 +1,117 @@
+"""The trial-recording layer every backend shares, so that a study reads the same whichever ran it.
+
+A backend asks the study for a trial, then calls, in order:
+
+1. :meth:`TrialRecorder.start` -> the trial config to train (the space's suggestion, with the per-trial
+   seed), stored in the trial's user attrs before any training happens;
+2. :meth:`TrialRecorder.epoch` after every epoch -> ``True`` when the pruner says stop;
+3. one of :meth:`complete` (returns the objective values to tell the study), :meth:`pruned` or
+   :meth:`failed`, which store what the trial got to.
+
+The local backend calls these inside Optuna's objective; a Ray backend calls them on the driver with the
+trials it asked for and the reports its workers send, and tells the study the final state itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from aaf_search.config import TrialConfig
+from aaf_search.search.objectives import Objective, mean_epoch_seconds
+from aaf_search.search.seeds import trial_seed
+from aaf_search.spaces import SearchSpace, SpaceDefaults
+from aaf_search.trials.report import EpochReport, TrialResult
+
+# User attr names, in one place for the backends, the export and the analysis.
+ATTR_SPACE = "space"
+ATTR_SEED = "seed"
+ATTR_CONFIG = "config"
+ATTR_EPOCHS_RUN = "epochs_run"
+ATTR_EPOCH_SECONDS = "epoch_seconds"
+ATTR_HISTORY = "history"
+ATTR_ACTIVATION_PARAMS = "activation_params"
+ATTR_FAIL_REASON = "fail_reason"
+
+
+@dataclass(frozen=True)
+class TrialRecorder:
+    """Turns a space into trial configs and trial outcomes into user attrs and objective values."""
+
+    space: SearchSpace
+    defaults: SpaceDefaults
+    objectives: tuple[Objective, ...]
+    study_seed: int
+
+    @property
+    def metric(self) -> str:
+        return self.defaults.metric
+
+    def start(self, trial: optuna.Trial) -> TrialConfig:
+        """Sample the trial's config, give it the per-trial seed and store both on the trial."""
+        seed = trial_seed(self.study_seed, trial.number)
+        config = self.space.sample(trial, self.defaults).replace(seed=seed)
+        trial.set_user_attr(ATTR_SPACE, self.space.name)
+        trial.set_user_attr(ATTR_SEED, seed)
+        trial.set_user_attr(ATTR_CONFIG, config.to_dict())
+        return config
+
+    def epoch(self, trial: optuna.Trial, report: EpochReport) -> bool:
+        """Report the epoch's metric as an intermediate value; ``True`` when the trial should stop.
+
+        Optuna keeps no intermediate values for multi-objective studies (nor prunes them); the
+        per-epoch history in the user attrs holds them instead.
+        """
+        if len(self.objectives) > 1:
+            return False
+        trial.report(float(getattr(report, self.metric)), step=report.epoch)
+        return trial.should_prune()
+
+    def complete(self, trial: optuna.Trial, result: TrialResult) -> list[float]:
+        """Store the result and return the objective values, in the study's order."""
+        for key, value in result_attrs(result, self.metric).items():
+            trial.set_user_attr(key, value)
+        return [objective.value(result) for objective in self.objectives]
+
+    def pruned(self, trial: optuna.Trial, history: Sequence[EpochReport]) -> None:
+        """Store what a stopped trial got to (its intermediate values are already reported)."""
+        for key, value in history_attrs(history, self.metric).items():
+            trial.set_user_attr(key, value)
+
+    def failed(self, trial: optuna.Trial, reason: str, history: Sequence[EpochReport]) -> None:
+        self.pruned(trial, history)
+        trial.set_user_attr(ATTR_FAIL_REASON, reason)
+
+
+def history_attrs(history: Sequence[EpochReport], metric: str) -> dict[str, Any]:
+    """Attrs any trial has once it ran epochs: count, per-epoch metric and time, last activation params."""
+    if not history:
+        return {ATTR_EPOCHS_RUN: 0}
+    return {
+        ATTR_EPOCHS_RUN: len(history),
+        ATTR_HISTORY: [float(getattr(r, metric)) for r in history],
+        ATTR_EPOCH_SECONDS: sum(r.epoch_seconds for r in history) / len(history),
+        ATTR_ACTIVATION_PARAMS: history[-1].activation_params,
+    }
+
+
+def result_attrs(result: TrialResult, metric: str) -> dict[str, Any]:
+    """Everything a finished trial stores beyond its objective values."""
+    return {
+        **history_attrs(result.history, metric),
+        ATTR_EPOCHS_RUN: result.epochs_run,
+        ATTR_EPOCH_SECONDS: mean_epoch_seconds(result),
+        "val_accuracy": result.val_accuracy,
+        "val_loss": result.val_loss,
+        "test_accuracy": result.test_accuracy,
+        "best_epoch": result.best_epoch,
+        "param_count": result.param_count,
+        "activation_param_count": result.activation_param_count,
+        "device": result.device,
+        "seconds": result.seconds,
+        "stopped_early": result.stopped_early,
+        **{f"extra/{key}": value for key, value in result.extra.items()},
+    }

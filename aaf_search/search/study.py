@@ -1,0 +1,129 @@
+"""Create or continue the study behind a search, and tidy what an interrupted run left in it.
+
+The study is the single source of truth for a search, whichever backend ran it: its user attrs say
+which space created it and with which settings, and resuming means counting its finished trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from aaf_search import __version__
+from aaf_search.errors import UserError
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+"""The states that count towards ``--trials``; a FAIL trial is retried by a new trial, not counted."""
+
+INTERRUPTED_REASON = "left RUNNING by an interrupted run"
+ATTR_RETRY_OF = "retry_of"
+
+
+def study_names(storage: BaseStorage) -> list[str]:
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def existing_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
+    """The user attrs of study ``name``, or ``None`` when there is no such study."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return storage.get_study_user_attrs(study_id)
+
+
+def check_compatible(storage: BaseStorage, name: str, space: str, objectives: Sequence[str]) -> bool:
+    """``True`` if study ``name`` exists and may be continued by this search, ``False`` if it is new.
+
+    Raises :class:`UserError`, before anything is written, when the study belongs to another space or
+    optimises other objectives: mixing them would make one study mean two searches.
+    """
+    attrs = existing_attrs(storage, name)
+    if attrs is None:
+        return False
+    owner = attrs.get("space")
+    if owner != space:
+        raise UserError(
+            f"study '{name}' was created by space '{owner}', not '{space}'; use --study NEW_NAME or --space {owner}"
+        )
+    stored = list(attrs.get("objectives", ["accuracy"]))
+    if stored != list(objectives):
+        raise UserError(
+            f"study '{name}' optimises {','.join(stored)}, not {','.join(objectives)}; "
+            f"use --objectives {','.join(stored)} or --study NEW_NAME"
+        )
+    return True
+
+
+def open_study(
+    storage: BaseStorage,
+    name: str,
+    *,
+    directions: Sequence[str],
+    sampler: BaseSampler,
+    pruner: BasePruner,
+    attrs: Mapping[str, Any],
+) -> optuna.Study:
+    """Create study ``name`` with ``attrs`` (space, objectives, settings, version), or load it.
+
+    Call :func:`check_compatible` first; an existing study keeps the attrs it was created with and
+    gets this session's settings appended under ``sessions``.
+    """
+    created = existing_attrs(storage, name) is None
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    if created:
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        study.set_user_attr("aaf_search_version", __version__)
+    sessions = list(study.user_attrs.get("sessions", []))
+    study.set_user_attr("sessions", [*sessions, dict(attrs.get("settings", {}))])
+    return study
+
+
+def fail_interrupted(study: optuna.Study, storage: BaseStorage) -> list[optuna.trial.FrozenTrial]:
+    """Mark every RUNNING trial FAIL (its run was killed) and return them as they were.
+
+    A search owns its study while it runs (one ``aaf-search`` process per study; Ray runs its
+    concurrency inside that process), so a RUNNING trial seen at start-up has no one left to finish it.
+    """
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for trial in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED_REASON)
+        study.tell(trial.number, state=TrialState.FAIL)
+    return stale
+
+
+def retry_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueue again the parameters of every interrupted trial not yet retried; return their numbers.
+
+    The new trial records ``retry_of``, which is how a later ``--retry-failed`` knows not to retry twice.
+    Trials that failed for a reason of their own (a diverged loss) are not retried: they would fail again.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
+    numbers = []
+    for trial in trials:
+        interrupted = trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == INTERRUPTED_REASON
+        if interrupted and trial.number not in retried:
+            study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
+            numbers.append(trial.number)
+    return numbers
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))

@@ -1,0 +1,97 @@
+"""Read a define-by-run space's parameters by running it on throw-away in-memory trials.
+
+Nothing is trained: ``suggest`` only asks for parameters and builds plain data, so a probe costs well
+under a millisecond per trial. :func:`sampled_params` feeds listings; :func:`grid` enumerates every
+path through the space's finite choices for the grid sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
+
+GRID_LIMIT = 10_000  # suggest() calls the grid enumeration may make before it gives up
+
+
+def _probe_study(seed: int = 0) -> optuna.Study:
+    return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+
+
+def sampled_params(space: SearchSpace, defaults: SpaceDefaults, *, trials: int = 64) -> dict[str, BaseDistribution]:
+    """Every parameter seen in ``trials`` random draws, in the order first seen, with its distribution."""
+    study = _probe_study()
+    seen: dict[str, BaseDistribution] = {}
+    for _ in range(trials):
+        trial = study.ask()
+        space.sample(trial, defaults)
+        for name, distribution in trial.distributions.items():
+            seen.setdefault(name, distribution)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)  # keeps the probe study from growing RUNNING trials
+    return seen
+
+
+def describe(distribution: BaseDistribution) -> str:
+    """A short human form: ``{a, b, c}``, ``int 1..4``, ``float 0.0001..0.01 (log)``."""
+    if isinstance(distribution, CategoricalDistribution):
+        return "{" + ", ".join(str(c) for c in distribution.choices) + "}"
+    if isinstance(distribution, IntDistribution | FloatDistribution):
+        kind = "int" if isinstance(distribution, IntDistribution) else "float"
+        log = " (log)" if distribution.log else ""
+        return f"{kind} {distribution.low:g}..{distribution.high:g}{log}"
+    return repr(distribution)
+
+
+def finite_values(distribution: BaseDistribution) -> list[Any] | None:
+    """Every value a finite distribution can take, or ``None`` for a continuous one."""
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return list(range(distribution.low, distribution.high + 1, distribution.step))
+    if isinstance(distribution, FloatDistribution) and distribution.step is not None:
+        count = round((distribution.high - distribution.low) / distribution.step) + 1
+        return [float(v) for v in np.linspace(distribution.low, distribution.high, count)]
+    return None
+
+
+def grid(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT) -> tuple[dict[str, list[Any]], int]:
+    """The union of every parameter's values over all paths of the space, and the number of paths.
+
+    Depth-first over the space's branches: each probe fixes the parameters decided so far (through
+    ``enqueue_trial``) and branches on the first parameter it has not fixed, so a parameter that only
+    exists under some choice (an LSLU length under ``lslu``) is found on the path that has it.
+    Raises :class:`SpaceError` on a continuous parameter or a space with more than ``limit`` branches.
+    """
+    study = _probe_study()
+    values: dict[str, list[Any]] = {}
+    stack: list[dict[str, Any]] = [{}]
+    probes = paths = 0
+    while stack:
+        fixed = stack.pop()
+        probes += 1
+        if probes > limit:
+            raise SpaceError(f"space '{space.name}' has more than {limit} grid points; use another sampler")
+        study.enqueue_trial(fixed)
+        trial = study.ask()
+        space.sample(trial, defaults)
+        distributions = dict(trial.distributions)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        for name, distribution in distributions.items():
+            if name not in values:
+                finite = finite_values(distribution)
+                if finite is None:
+                    raise SpaceError(
+                        f"sampler 'grid' needs finite choices, but space '{space.name}' has the continuous "
+                        f"parameter '{name}' ({describe(distribution)}); use tpe, random, qmc or gp"
+                    )
+                values[name] = finite
+        free = [name for name in distributions if name not in fixed]
+        if not free:
+            paths += 1
+            continue
+        stack.extend({**fixed, free[0]: value} for value in reversed(values[free[0]]))
+    return values, paths

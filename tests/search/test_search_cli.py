@@ -1,0 +1,132 @@
+"""The search, export and spaces verbs through ``aaf_search.cli.main``: bad input, listings, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import FakeRunner
+
+from aaf_search.cli import main
+from aaf_search.config import load_yaml
+from aaf_search.search import SearchSettings, run_search
+from aaf_search.spaces import CATALOG
+
+STORAGE = "sqlite:///runs/study.db"
+
+
+@pytest.fixture
+def existing_study() -> optuna.Study:
+    """A finished two-trial trainable_zoo study that every bad command below must leave alone."""
+    settings = SearchSettings(
+        space="trainable_zoo", trials=2, sampler="random", pruner="none", storage=STORAGE, epochs=1
+    )
+    run_search(settings, runner=FakeRunner())
+    return optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+
+
+def snapshot(study: optuna.Study) -> tuple[object, ...]:
+    trials = study.get_trials()
+    return len(trials), [t.state for t in trials], study.user_attrs
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--space", "nope"], "aaf-search: error: unknown space 'nope'; choose one of: lslu_depth, lincomb_bases"),
+        (["--space", "trainable_zoo", "--sampler", "annealing"], "unknown sampler 'annealing'; choose one of: tpe,"),
+        (["--space", "trainable_zoo", "--pruner", "patient"], "unknown pruner 'patient'; choose one of: asha,"),
+        (["--space", "trainable_zoo", "--backend", "slurm"], "unknown backend 'slurm'; choose one of: local"),
+        (["--space", "trainable_zoo", "--trials", "0"], "aaf-search: error: --trials must be > 0, got 0"),
+        (["--space", "trainable_zoo", "--epochs", "0"], "aaf-search: error: --epochs must be > 0, got 0"),
+        (["--space", "trainable_zoo", "--objectives", "params"], "--objectives must start with accuracy"),
+        (["--space", "trainable_zoo", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+        (["--space", "trainable_zoo", "--sampler", "grid"], "sampler 'grid' needs finite choices"),
+        (["--space", "trainable_zoo", "--address", "10.0.0.1:6379"], "--address is a Ray option"),
+        (
+            ["--space", "leaf_init", "--study", "trainable_zoo"],
+            "study 'trainable_zoo' was created by space 'trainable_zoo'",
+        ),
+        (["--space", "bad.yaml"], "space file 'bad.yaml': unknown key 'modle'"),
+        (["--space", "trainable_zoo", "--trials", "x"], "aaf-search search: argument --trials: invalid int value: 'x'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    existing_study: optuna.Study, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    Path("bad.yaml").write_text("modle: dnn2\nparams: []\n")
+    before = snapshot(existing_study)
+    capsys.readouterr()
+    assert main([*args, "--storage", STORAGE]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert message in err
+    assert snapshot(existing_study) == before
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://aaf:secret@127.0.0.1:1/aaf", "nonsense-url", "sqlite:////proc/no/such/dir/aaf.db"],
+)
+def test_unreachable_storage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    assert main(["--space", "trainable_zoo", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aaf-search: error: cannot ") and err.count("\n") == 1
+    assert "secret" not in err  # passwords never reach the terminal
+
+
+def test_explicit_ray_backend_is_not_registered_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "--space", "trainable_zoo", "--backend", "ray"]) == 2
+    assert "unknown backend 'ray'; choose one of: local" in capsys.readouterr().err
+    assert not Path("aaf-runs").exists()  # nothing created before the check
+
+
+def test_export_writes_the_ranked_trial(existing_study: optuna.Study, capsys: pytest.CaptureFixture[str]) -> None:
+    ranked = sorted(existing_study.trials, key=lambda t: -t.value)  # type: ignore[operator]
+    assert main(["export", "--storage", STORAGE, "--out", "second.yaml", "--rank", "2"]) == 0
+    config, meta = load_yaml("second.yaml")
+    assert config.to_dict() == ranked[1].user_attrs["config"]
+    assert meta["trial_number"] == ranked[1].number and meta["rank"] == 2 and meta["score"] == ranked[1].value
+    assert meta["study"] == "trainable_zoo" and meta["space"] == "trainable_zoo"
+    assert set(meta["versions"]) == {"aaf-search", "torch", "optuna"}
+    assert meta["git_revision"] is None or len(meta["git_revision"].split("+")[0]) == 40
+    assert f"trainable_zoo trial {ranked[1].number} (rank 2" in capsys.readouterr().out
+
+    assert main(["export", "--storage", STORAGE, "--rank", "3"]) == 2
+    assert "--rank must be between 1 and 2" in capsys.readouterr().err
+    assert main(["export", "--storage", STORAGE, "--study", "other"]) == 2
+    assert "no study 'other' in the storage; studies: trainable_zoo" in capsys.readouterr().err
+
+
+def test_spaces_lists_every_space_with_docs_params_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    for name, space in CATALOG.items():
+        assert f"{name}: {space.summary}" in out
+        assert f"model {space.defaults.model}, dataset digits, {space.defaults.epochs} epochs" in out
+    assert "act/n/stage1" in out and "int 1..4" in out
+    assert "opt/lr" in out and "float 0.0001..0.01 (log)" in out
+    assert main(["spaces", "--brief"]) == 0
+    assert capsys.readouterr().out.count("\n") == len(CATALOG)
+
+
+@pytest.mark.slow  # about 20 s on 2 cores: real training of four 2-epoch trials, then one reproduction
+def test_search_end_to_end_on_digits(odd_pruner: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real runner: complete and pruned trials, then the exported config reproduces its score."""
+    from aaf_search.trials.runner import run_trial
+
+    args = ["--space", "trainable_zoo", "--trials", "4", "--epochs", "2", "--sampler", "random"]
+    assert main([*args, "--pruner", odd_pruner, "--storage", STORAGE, "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "study 'trainable_zoo' (space trainable_zoo): 2 complete, 2 pruned, 0 failed" in out
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    complete = study.trials[0]
+    assert sorted(complete.intermediate_values) == [1, 2]
+    assert complete.user_attrs["epochs_run"] == 2 and complete.user_attrs["device"] == "cpu"
+    assert complete.user_attrs["param_count"] > 0 and 0.0 <= complete.user_attrs["test_accuracy"] <= 1.0
+    assert Path("aaf-runs/trainable_zoo/trials/0000/metrics.csv").is_file()
+
+    config, meta = load_yaml("aaf-runs/trainable_zoo/best.yaml")
+    assert run_trial(config).val_accuracy == meta["score"] == study.best_value

@@ -1,0 +1,164 @@
+"""The local backend end to end with a fake runner: what the study holds, resume, interruption, refusals."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import FakeRunner, accuracy
+from optuna.trial import TrialState
+
+from aaf_search.config import load_yaml
+from aaf_search.errors import UserError
+from aaf_search.search import SearchSettings, run_search, trial_seed
+from aaf_search.search.study import INTERRUPTED_REASON
+from aaf_search.spaces import CATALOG
+
+STORAGE = "sqlite:///runs/study.db"
+
+
+def settings(**changes: object) -> SearchSettings:
+    base = {"space": "trainable_zoo", "trials": 4, "sampler": "random", "storage": STORAGE, "epochs": 2, "seed": 7}
+    return SearchSettings(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def states(study: optuna.Study) -> list[str]:
+    return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+
+def test_search_records_complete_and_pruned_trials(odd_pruner: str) -> None:
+    runner = FakeRunner()
+    stream = io.StringIO()
+    outcome = run_search(settings(pruner=odd_pruner), runner=runner, stream=stream)
+
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert states(study) == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    assert study.user_attrs["space"] == "trainable_zoo"
+    assert study.user_attrs["objectives"] == ["accuracy"]
+    assert study.user_attrs["seed"] == 7
+    assert study.user_attrs["settings"]["sampler"] == "random"
+    assert study.user_attrs["aaf_search_version"] == "0.1.0"
+
+    complete, pruned = study.trials[0], study.trials[1]
+    config = runner.configs[0]
+    assert complete.value == accuracy(config, 2)
+    assert complete.intermediate_values == {1: accuracy(config, 1), 2: accuracy(config, 2)}
+    assert complete.user_attrs["config"] == config.to_dict()
+    assert complete.user_attrs["seed"] == config.seed == trial_seed(7, 0)
+    assert complete.user_attrs["space"] == "trainable_zoo"
+    assert complete.user_attrs["epochs_run"] == 2
+    assert complete.user_attrs["param_count"] == 1000 + 10 * len(config.plan)
+    assert complete.user_attrs["activation_param_count"] == 10 * len(config.plan)
+    assert complete.user_attrs["epoch_seconds"] == 0.5
+    assert complete.user_attrs["activation_params"] == {"fc.act1": {"a": {"mean": 1.0, "min": 0.5, "max": 1.5}}}
+    assert complete.user_attrs["device"] == "cpu"
+    assert complete.user_attrs["test_accuracy"] == pytest.approx(accuracy(config, 2) - 0.01)
+    assert complete.user_attrs["extra/base_val_accuracy"] == 0.25
+
+    assert pruned.intermediate_values == {1: accuracy(runner.configs[1], 1)}
+    assert pruned.user_attrs["epochs_run"] == 1
+    assert pruned.user_attrs["seed"] == trial_seed(7, 1)
+
+    best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    config_back, meta = load_yaml(outcome.best_path)  # type: ignore[arg-type]
+    assert outcome.best_path == Path("aaf-runs/trainable_zoo/best.yaml")
+    assert config_back.to_dict() == best.user_attrs["config"]
+    assert (meta["trial_number"], meta["score"], meta["study"]) == (best.number, best.value, "trainable_zoo")
+    assert "4/4 trials (2 complete, 2 pruned), 0 failed, 0 running" in stream.getvalue().splitlines()[-1]
+
+
+def test_resume_runs_only_the_missing_trials() -> None:
+    first = FakeRunner()
+    run_search(settings(trials=2, pruner="none"), runner=first)
+    second = FakeRunner()
+    run_search(settings(trials=5, pruner="none"), runner=second)
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert (len(first.configs), len(second.configs)) == (2, 3)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert [c.seed for c in second.configs] == [trial_seed(7, n) for n in (2, 3, 4)]
+    # The resumed sampler does not replay the first session's draws.
+    assert {c.optim.lr for c in first.configs}.isdisjoint(c.optim.lr for c in second.configs)
+    third = FakeRunner()
+    run_search(settings(trials=5, pruner="none"), runner=third)
+    assert third.configs == []  # nothing missing, nothing run
+    assert [s["trials"] for s in study.user_attrs["sessions"]] == [2, 5, 5]  # each session's settings
+
+
+def test_interrupted_trials_are_failed_and_retried() -> None:
+    run_search(settings(trials=1, pruner="none"), runner=FakeRunner())
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    killed = study.ask()  # what a killed run leaves: a RUNNING trial with its parameters
+    CATALOG["trainable_zoo"].sample(killed)
+    stream = io.StringIO()
+
+    runner = FakeRunner()
+    run_search(settings(trials=2, pruner="none"), runner=runner, stream=stream)
+    trial = study.trials[1]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == INTERRUPTED_REASON
+    assert "marked 1 trial(s) left RUNNING by an interrupted run as FAIL" in stream.getvalue()
+    assert len(runner.configs) == 1  # the FAIL trial does not count: one more trial to reach 2
+
+    retried = FakeRunner()
+    run_search(settings(trials=3, pruner="none", retry_failed=True), runner=retried)
+    again = study.trials[3]
+    assert again.user_attrs["retry_of"] == 1
+    assert again.params == trial.params and again.state == TrialState.COMPLETE
+    run_search(settings(trials=4, pruner="none", retry_failed=True), runner=FakeRunner())
+    assert [t.user_attrs.get("retry_of") for t in study.trials] == [None, None, None, 1, None]
+
+
+def test_diverged_trial_fails_with_its_reason_and_the_search_goes_on() -> None:
+    runner = FakeRunner(diverge_calls={1})
+    stream = io.StringIO()
+    run_search(settings(trials=3, pruner="none"), runner=runner, stream=stream)
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert states(study) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert study.trials[1].user_attrs["fail_reason"] == "trial diverged at epoch 1: loss is nan"
+    assert "trial 1 failed: trial diverged at epoch 1: loss is nan" in stream.getvalue()
+
+
+def test_a_study_of_another_space_is_refused_and_left_untouched() -> None:
+    run_search(settings(trials=1, pruner="none"), runner=FakeRunner())
+    runner = FakeRunner()
+    with pytest.raises(UserError, match="study 'trainable_zoo' was created by space 'trainable_zoo', not 'leaf_init'"):
+        run_search(settings(space="leaf_init", study="trainable_zoo"), runner=runner)
+    with pytest.raises(UserError, match="study 'trainable_zoo' optimises accuracy, not accuracy,params"):
+        run_search(settings(objectives=("accuracy", "params"), pruner="none"), runner=runner)
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert len(study.trials) == 1 and runner.configs == []
+    assert len(study.user_attrs["sessions"]) == 1
+
+
+def test_multi_objective_search_keeps_a_pareto_front() -> None:
+    runner = FakeRunner()
+    run_search(settings(objectives=("accuracy", "params"), sampler="nsga2", trials=4), runner=runner)
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert study.trials[0].values == [accuracy(runner.configs[0], 2), 1000 + 10 * len(runner.configs[0].plan)]
+    assert study.trials[0].user_attrs["history"] == [accuracy(runner.configs[0], 1), accuracy(runner.configs[0], 2)]
+    assert 1 <= len(study.best_trials) <= 4
+
+
+def test_grid_runs_each_point_once_and_stops() -> None:
+    Path("grid.yaml").write_text(
+        "model: dnn2\n"
+        "base: {plan: [{select: all, activation: {family: relu}}]}\n"
+        "params:\n"
+        "  - {name: act/family, target: plan.0.activation.family, type: categorical, choices: [relu, coslu]}\n"
+        "  - {name: opt/lr, target: optim.lr, type: float, low: 0.001, high: 0.003, step: 0.001}\n"
+    )
+    runner = FakeRunner()
+    run_search(settings(space="grid.yaml", sampler="grid", trials=50, pruner="none", epochs=1), runner=runner)
+    study = optuna.load_study(study_name="grid", storage=STORAGE)
+    assert sorted((t.params["act/family"], t.params["opt/lr"]) for t in study.trials) == [
+        (family, lr) for family in ("coslu", "relu") for lr in (0.001, 0.002, 0.003)
+    ]
+
+
+def test_journal_storage(tmp_path: Path) -> None:
+    run_search(settings(trials=2, pruner="none", storage="journal:runs/journal.log"), runner=FakeRunner())
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("runs/journal.log"))
+    assert len(optuna.load_study(study_name="trainable_zoo", storage=storage).trials) == 2

@@ -1,0 +1,124 @@
+"""The small parts of search: seeds, the sampler/pruner/backend tables, storage URLs, the progress line."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import optuna
+import pytest
+
+from aaf_search.errors import UserError
+from aaf_search.search import BACKENDS, PRUNERS, SAMPLERS, SamplerContext, default_backend, make_pruner, make_sampler
+from aaf_search.search.objectives import resolve_objectives
+from aaf_search.search.progress import ProgressLine
+from aaf_search.search.pruners import choose_pruner
+from aaf_search.search.seeds import sampler_seed, trial_seed
+from aaf_search.search.storage import StorageError, open_storage, redact
+from aaf_search.spaces import CATALOG, SpaceDefaults
+
+
+def test_trial_seeds_are_stable_and_distinct() -> None:
+    # Fixed values: a change here would silently change every stored trial's replay.
+    assert [trial_seed(0, 0), trial_seed(0, 1), trial_seed(1, 0)] == [682248852, 585493841, 1351485902]
+    assert sampler_seed(0, 0) == 279895466
+    seeds = {trial_seed(s, n) for s in range(10) for n in range(100)}
+    assert len(seeds) == 1000 and all(0 <= s < 2**31 for s in seeds)
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLERS if n not in ("grid", "cmaes")])
+def test_every_sampler_builds_for_a_catalog_space(name: str) -> None:
+    space = CATALOG["trainable_zoo"]
+    sampling = make_sampler(name, 1, SamplerContext(space, space.defaults))
+    assert isinstance(sampling.sampler, optuna.samplers.BaseSampler) and sampling.capacity is None
+
+
+def test_cmaes_needs_its_package_or_says_so() -> None:
+    space = CATALOG["trainable_zoo"]
+    try:
+        import cmaes  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match=r"sampler 'cmaes' needs the 'cmaes' package \(pip install cmaes\)"):
+            make_sampler("cmaes", 1, SamplerContext(space, space.defaults))
+    else:
+        assert make_sampler("cmaes", 1, SamplerContext(space, space.defaults)).capacity is None
+
+
+def test_grid_capacity_is_the_number_of_paths() -> None:
+    space = CATALOG["pretrained_swap"]
+    sampling = make_sampler("grid", 1, SamplerContext(space, space.defaults))
+    assert isinstance(sampling.sampler, optuna.samplers.BruteForceSampler)
+    assert sampling.capacity == 2 * (2 + 3 + 3) * 2  # base x (ahaf + leaf + fneuron inits) x shape
+
+
+def test_pruner_table() -> None:
+    assert list(PRUNERS) == ["asha", "hyperband", "median", "none"]
+    assert isinstance(make_pruner("asha", 5), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(make_pruner("hyperband", 5), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("median", 5), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("none", 5), optuna.pruners.NopPruner)
+    assert (choose_pruner(None, 1), choose_pruner(None, 2)) == ("asha", "none")
+    with pytest.raises(UserError, match="pruner 'median' needs a single objective"):
+        choose_pruner("median", 2)
+
+
+def test_backend_table_defaults_to_ray_only_once_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_backend() == ("ray" if "ray" in BACKENDS else "local")
+    monkeypatch.setitem(BACKENDS, "ray", BACKENDS["local"])
+    assert default_backend() == "ray"
+
+
+def test_objectives() -> None:
+    maximize, minimize = resolve_objectives(["accuracy", "params"], SpaceDefaults())
+    assert (maximize.name, maximize.direction, minimize.name, minimize.direction) == (
+        "accuracy",
+        "maximize",
+        "params",
+        "minimize",
+    )
+    (loss,) = resolve_objectives(["accuracy"], SpaceDefaults(metric="val_loss"))
+    assert loss.direction == "minimize"
+
+
+def test_storage_forms(tmp_path: Path) -> None:
+    assert isinstance(open_storage(f"journal:{tmp_path}/j/journal.log"), optuna.storages.JournalStorage)
+    assert isinstance(open_storage(f"sqlite:///{tmp_path}/deep/dir/a.db"), optuna.storages.RDBStorage)
+    assert (tmp_path / "deep" / "dir" / "a.db").is_file()
+    with pytest.raises(StorageError, match="names no file"):
+        open_storage("journal:")
+    assert redact("postgresql://aaf:secret@db:5432/aaf") == "postgresql://aaf:***@db:5432/aaf"
+    assert redact("sqlite:///aaf-runs/aaf.db") == "sqlite:///aaf-runs/aaf.db"
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def frozen(number: int, state: optuna.trial.TrialState, value: float | None = None) -> optuna.trial.FrozenTrial:
+    trial = optuna.trial.create_trial(state=state, value=value)
+    trial.number = number
+    return trial
+
+
+def test_progress_line_counts_and_best() -> None:
+    stream = io.StringIO()
+    clock = iter([0.0, 65.0, 3725.0]).__next__
+    line = ProgressLine("zoo", target=4, stream=stream, clock=clock)
+    line.update(frozen(0, optuna.trial.TrialState.COMPLETE, 0.8), running=1)
+    line.update(frozen(1, optuna.trial.TrialState.PRUNED))
+    assert stream.getvalue().splitlines() == [
+        "zoo: 1/4 trials (1 complete, 0 pruned), 0 failed, 1 running, best 0.8000 (#0), 0:01:05",
+        "zoo: 2/4 trials (1 complete, 1 pruned), 0 failed, 0 running, best 0.8000 (#0), 1:02:05",
+    ]
+
+
+def test_progress_line_rewrites_itself_on_a_terminal() -> None:
+    stream = _Tty()
+    line = ProgressLine("zoo", target=2, direction="minimize", stream=stream, clock=lambda: 0.0)
+    line.update(frozen(0, optuna.trial.TrialState.COMPLETE, 0.5))
+    line.update(frozen(1, optuna.trial.TrialState.COMPLETE, 0.3))
+    line.note("trial 2 failed: loss is nan")
+    line.close()
+    assert stream.getvalue().count("\r\x1b[2K") == 3
+    assert "best 0.3000 (#1)" in stream.getvalue() and stream.getvalue().endswith("loss is nan\n\n")
