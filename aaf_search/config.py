@@ -102,10 +102,12 @@ class PretrainConfig:
 
     The base model is trained once per (model, data, base activation, epochs, optimiser, seed) and
     cached under ``cache_dir``; ``finetune="activations"`` then trains only activation parameters.
+    ``seed`` is the base training's own seed, so that every trial of a search shares one base model.
     """
 
     epochs: int = 10
     optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
     finetune: str = "activations"
     cache_dir: str = "aaf-runs/pretrained"
 

@@ -56,13 +56,13 @@ def pretrained_state(config: TrialConfig, pretrain: PretrainConfig, data: DataSp
     shares them trains the base model once. The file is written atomically and read back with
     ``weights_only=True``.
     """
-    base = config.replace(plan=(), pretrain=None, epochs=pretrain.epochs, optim=pretrain.optim)
+    base = config.replace(plan=(), pretrain=None, epochs=pretrain.epochs, optim=pretrain.optim, seed=pretrain.seed)
     path = Path(pretrain.cache_dir) / f"{config.model}-{config.base_activation}-{base.digest()}.pt"
     if path.is_file():
         return torch.load(path, map_location=data.train_x.device, weights_only=True)
-    seed_everything(config.seed)
+    seed_everything(pretrain.seed)
     model = build_trial_model(base, data, data.train_x.device)
-    settings = FitSettings(pretrain.optim, pretrain.epochs, config.batch_size, config.seed, config.precision)
+    settings = FitSettings(pretrain.optim, pretrain.epochs, config.batch_size, pretrain.seed, config.precision)
     _, state = fit(model, data, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{time.time_ns()}.tmp")
