@@ -1,0 +1,488 @@
+"""The report's figures, from tidy DataFrames, as PNG (and SVG on request).
+
+Each figure has a ``draw_*`` function that draws on a given matplotlib Axes or Figure (so tests and
+other layouts can inspect or compose it) and a function of the same name without the prefix that makes
+the figure, saves it and returns the written paths, PNG first.
+
+Figures are drawn on matplotlib's Agg canvas directly, never through pyplot, so nothing here selects a
+backend or opens a window (the same choice as :mod:`aaf_search.activations.plot`); seaborn supplies the
+style and draws on the Axes it is given.
+
+Inputs (one row per observation, column names fixed so the report layer can build them from a study):
+
+==========================  ============================================================================
+figure                      frame
+==========================  ============================================================================
+optimisation_history        number, value, state (COMPLETE / PRUNED / FAIL / ...)
+param_importances           a mapping param -> importance
+accuracy_by_family          family, value, source ("search" or "seeds")
+learning_curves             number, epoch, value, state
+activation_shapes           a sequence of :class:`ShapeRow`, one per slot
+param_trajectories          number, epoch, slot, param, mean (optionally min, max)
+==========================  ============================================================================
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib import MatplotlibDeprecationWarning
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from aaf_search.activations.registry import (
+    RANDOM_UNIFORM,
+    Activation,
+    InitSpec,
+    InitValue,
+    ParamShape,
+    create,
+    get,
+    preset_values,
+)
+
+DPI = 100
+X_RANGE = (-4.0, 4.0)  # where activation shapes are drawn, as in the activation plots
+POINTS = 401
+INIT_SEED = 0  # random init presets (APA's U(0, 1), ...) are drawn with this seed for the "initial" curve
+MAX_COLUMNS = 4  # facets per row in the multi-panel figures
+
+COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
+COLORS = {"complete": "#0173b2", "best": "#de8f05", "pruned": "0.55", "fail": "#d55e00", "init": "0.45"}
+DIRECTIONS = ("maximize", "minimize")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path | str, svg: bool) -> list[Path]:
+    png = Path(path).with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    # Light PNG compression: several times faster to encode than the default, files stay small.
+    fig.savefig(png, pil_kwargs={"compress_level": 1})
+    written = [png]
+    if svg:
+        fig.savefig(png.with_suffix(".svg"))
+        written.append(png.with_suffix(".svg"))
+    return written
+
+
+def _style() -> Any:
+    return sns.axes_style("whitegrid")
+
+
+def _context() -> Any:
+    return sns.plotting_context("notebook", font_scale=0.8)
+
+
+def _state(value: object) -> str:
+    """``"COMPLETE"`` from ``"COMPLETE"``, ``"complete"`` or ``TrialState.COMPLETE``."""
+    return str(getattr(value, "name", value)).upper()
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: the frame lacks column(s) {', '.join(missing)}; it needs {', '.join(columns)}")
+
+
+def _check_direction(direction: str) -> bool:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{direction}'")
+    return direction == "maximize"
+
+
+def _grid(fig: Figure, count: int) -> list[Axes]:
+    columns = min(MAX_COLUMNS, max(count, 1))
+    rows = math.ceil(max(count, 1) / columns)
+    axes = list(fig.subplots(rows, columns, squeeze=False).ravel())
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return axes[:count]
+
+
+def _grid_size(count: int, width: float = 3.4, height: float = 2.8) -> tuple[float, float]:
+    columns = min(MAX_COLUMNS, max(count, 1))
+    return width * columns, height * math.ceil(max(count, 1) / columns) + 0.4
+
+
+# ---------------------------------------------------------------------------------- optimisation history
+
+
+def draw_optimisation_history(
+    ax: Axes, trials: pd.DataFrame, *, direction: str = "maximize", metric: str = "objective value"
+) -> None:
+    """Complete trials as points, the best-so-far as a step line, pruned and failed trials set apart.
+
+    best-so-far(k) = max (min when minimising) of the values of complete trials numbered <= k. A pruned
+    trial's value, when the frame has one, is its last reported intermediate value and is drawn as a grey
+    cross; it does not enter the best-so-far (it is not an objective value). Failed trials, and pruned
+    ones without a value, are ticks along the bottom edge.
+    """
+    _require(trials, ("number", "value", "state"), "optimisation_history")
+    maximize = _check_direction(direction)
+    frame = trials.assign(state=trials["state"].map(_state)).sort_values("number")
+    complete = frame[(frame["state"] == COMPLETE) & frame["value"].notna()]
+    pruned = frame[frame["state"] == PRUNED]
+    pruned_valued = pruned[pruned["value"].notna()]
+    bottom = pd.concat([frame[frame["state"] == FAIL], pruned[pruned["value"].isna()]])
+    ax.scatter(complete["number"], complete["value"], s=22, color=COLORS["complete"], label="complete", zorder=3)
+    if not complete.empty:
+        best = complete["value"].cummax() if maximize else complete["value"].cummin()
+        # Extend the last step to the last trial so the line spans the whole study.
+        xs = [*complete["number"], frame["number"].max()]
+        ys = [*best, best.iloc[-1]]
+        ax.step(xs, ys, where="post", color=COLORS["best"], linewidth=2, label="best so far", zorder=4)
+    if not pruned_valued.empty:
+        ax.scatter(
+            pruned_valued["number"],
+            pruned_valued["value"],
+            marker="x",
+            s=22,
+            color=COLORS["pruned"],
+            label="pruned (last reported)",
+            zorder=2,
+        )
+    if not bottom.empty:
+        # Blended transform: x in trial numbers, y in axes fraction, so the ticks sit on the bottom edge
+        # whatever the value range.
+        colors = [COLORS["fail"] if s == FAIL else COLORS["pruned"] for s in bottom["state"]]
+        ax.scatter(
+            bottom["number"], [0.02] * len(bottom), marker="|", s=120, c=colors, transform=ax.get_xaxis_transform()
+        )
+        if (bottom["state"] == FAIL).any():
+            ax.scatter([], [], marker="|", s=120, color=COLORS["fail"], label="failed")
+    counts = frame["state"].value_counts()
+    ax.set_title(
+        f"{len(frame)} trials: {counts.get(COMPLETE, 0)} complete, {counts.get(PRUNED, 0)} pruned, "
+        f"{counts.get(FAIL, 0)} failed ({direction})"
+    )
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize="small", loc="best")
+
+
+def optimisation_history(
+    trials: pd.DataFrame,
+    path: Path | str,
+    *,
+    direction: str = "maximize",
+    metric: str = "objective value",
+    svg: bool = False,
+) -> list[Path]:
+    """Save :func:`draw_optimisation_history` to ``path`` (``.png``); return the written paths."""
+    with _style(), _context():
+        fig = _new_figure(6.4, 4.0)
+        ax = fig.add_subplot()
+        draw_optimisation_history(ax, trials, direction=direction, metric=metric)
+        fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+# ------------------------------------------------------------------------------------ param importances
+
+
+def draw_param_importances(ax: Axes, importances: Mapping[str, float]) -> None:
+    """Horizontal bars, most important on top (e.g. from ``optuna.importance.get_param_importances``)."""
+    if not importances:
+        ax.text(0.5, 0.5, "no importances (needs 2+ complete trials)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    items = sorted(importances.items(), key=lambda kv: kv[1])
+    names = [k for k, _ in items]
+    values = [float(v) for _, v in items]
+    ax.barh(names, values, color=COLORS["complete"])
+    for y, v in enumerate(values):
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize="small")
+    ax.set_xlim(0, max(max(values) * 1.15, 1e-9))
+    ax.set_xlabel("importance")
+    ax.set_title("parameter importances")
+
+
+def param_importances(importances: Mapping[str, float], path: Path | str, *, svg: bool = False) -> list[Path]:
+    """Save :func:`draw_param_importances` to ``path``; return the written paths."""
+    with _style(), _context():
+        fig = _new_figure(6.4, 0.8 + 0.35 * max(len(importances), 2))
+        draw_param_importances(fig.add_subplot(), importances)
+        fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+# ---------------------------------------------------------------------------------- accuracy by family
+
+
+def draw_accuracy_by_family(
+    ax: Axes, scores: pd.DataFrame, *, direction: str = "maximize", metric: str = "accuracy"
+) -> None:
+    """Box plot per family and source (search trials vs seed re-runs) with every score as a point.
+
+    Families are ordered by their median, best first.
+    """
+    _require(scores, ("family", "value", "source"), "accuracy_by_family")
+    maximize = _check_direction(direction)
+    frame = scores.dropna(subset=["value"])
+    medians = frame.groupby("family")["value"].median().sort_values(ascending=not maximize)
+    order = list(medians.index)
+    hue_order = [s for s in ("search", "seeds") if s in set(frame["source"])] or sorted(set(frame["source"]))
+    common: dict[str, Any] = {"data": frame, "x": "value", "y": "family", "hue": "source", "order": order}
+    with warnings.catch_warnings():
+        # seaborn 0.13 passes matplotlib 3.11's deprecated ``vert`` to ``bxp``; nothing for us to change.
+        warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+        sns.boxplot(**common, hue_order=hue_order, ax=ax, fliersize=0, palette="pastel", linewidth=1)
+    sns.stripplot(**common, hue_order=hue_order, ax=ax, dodge=True, size=3.5, palette="dark", legend=False)
+    ax.set_xlabel(metric)
+    ax.set_ylabel("")
+    ax.set_title(f"{metric} by activation family")
+
+
+def accuracy_by_family(
+    scores: pd.DataFrame,
+    path: Path | str,
+    *,
+    direction: str = "maximize",
+    metric: str = "accuracy",
+    svg: bool = False,
+) -> list[Path]:
+    """Save :func:`draw_accuracy_by_family` to ``path``; return the written paths."""
+    families = scores["family"].nunique() if "family" in scores.columns else 1
+    with _style(), _context():
+        fig = _new_figure(6.4, 1.2 + 0.5 * max(families, 2))
+        draw_accuracy_by_family(fig.add_subplot(), scores, direction=direction, metric=metric)
+        fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+# -------------------------------------------------------------------------------------- learning curves
+
+
+def top_trials(curves: pd.DataFrame, top_k: int, *, direction: str = "maximize") -> list[int]:
+    """Numbers of the ``top_k`` complete trials by their best value over epochs, best first."""
+    maximize = _check_direction(direction)
+    complete = curves[curves["state"].map(_state) == COMPLETE].dropna(subset=["value"])
+    grouped = complete.groupby("number")["value"]
+    best = grouped.max() if maximize else grouped.min()
+    return [int(n) for n in best.sort_values(ascending=not maximize, kind="stable").index[:top_k]]
+
+
+def draw_learning_curves(
+    ax: Axes, curves: pd.DataFrame, *, top_k: int = 5, direction: str = "maximize", metric: str = "value"
+) -> None:
+    """Per-epoch value of the ``top_k`` complete trials (coloured) and of every pruned trial (grey, dashed).
+
+    Pruned trials are drawn so that the reader sees where the pruner cut and whether a stopped trial was
+    still climbing; other complete trials are left out to keep the top ones readable.
+    """
+    _require(curves, ("number", "epoch", "value", "state"), "learning_curves")
+    frame = curves.assign(state=curves["state"].map(_state)).sort_values(["number", "epoch"])
+    top = top_trials(frame, top_k, direction=direction)
+    pruned = sorted(int(n) for n in frame.loc[frame["state"] == PRUNED, "number"].unique())
+    for number in pruned:
+        run = frame[frame["number"] == number]
+        ax.plot(run["epoch"], run["value"], color=COLORS["pruned"], linestyle="--", linewidth=1, alpha=0.7)
+    palette = sns.color_palette("colorblind", max(len(top), 1))
+    for number, color in zip(top, palette, strict=False):
+        run = frame[frame["number"] == number]
+        ax.plot(run["epoch"], run["value"], color=color, marker="o", markersize=3, linewidth=1.8, label=f"#{number}")
+    handles, labels = ax.get_legend_handles_labels()
+    if pruned:
+        handles.append(Line2D([], [], color=COLORS["pruned"], linestyle="--", linewidth=1))
+        labels.append(f"pruned ({len(pruned)})")
+    if handles:
+        ax.legend(handles, labels, fontsize="small", loc="best")
+    complete = frame.loc[frame["state"] == COMPLETE, "number"].nunique()
+    ax.set_title(f"learning curves: top {len(top)} of {complete} complete trials, {len(pruned)} pruned")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+
+
+def learning_curves(
+    curves: pd.DataFrame,
+    path: Path | str,
+    *,
+    top_k: int = 5,
+    direction: str = "maximize",
+    metric: str = "value",
+    svg: bool = False,
+) -> list[Path]:
+    """Save :func:`draw_learning_curves` to ``path``; return the written paths."""
+    with _style(), _context():
+        fig = _new_figure(6.4, 4.0)
+        draw_learning_curves(fig.add_subplot(), curves, top_k=top_k, direction=direction, metric=metric)
+        fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+# ------------------------------------------------------------------------------------ activation shapes
+
+
+@dataclass(frozen=True)
+class ShapeRow:
+    """One activation slot of a trial: its family, how it started and what it learned.
+
+    ``init`` is what the trial config's ``ActivationSpec.init`` holds (a preset name, a dict of values,
+    or ``None`` for the default). ``learned`` maps parameter names to a number or a list of numbers; the
+    per-epoch reports store one mean per parameter (:func:`learned_from_summary`), so for ``channel`` and
+    ``neuron`` shapes, and for vector parameters (LinComb's ``w``, LSLU's θ/ω, F-neuron's weights), the
+    drawn curve uses that mean and its title says so.
+    """
+
+    slot: str
+    family: str
+    init: InitSpec = None
+    learned: Mapping[str, float | Sequence[float]] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    shape: ParamShape = "layer"
+
+
+def learned_from_summary(slot_summary: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{param: mean}`` from one slot of an ``EpochReport.activation_params`` ({param: {mean, min, max}})."""
+    return {name: float(stats["mean"]) for name, stats in slot_summary.items()}
+
+
+def _build(row: ShapeRow, init: InitSpec) -> Activation:
+    cls = get(row.family)
+    # Drawn as one scalar set per parameter: "layer" where the family has it (all trainable ones do).
+    shape: ParamShape = "layer" if "layer" in cls.shapes else cls.shapes[0]
+    options = dict(row.options)
+    if cls.needs_channels:
+        options["channels"] = 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        return create(row.family, init=init, shape=shape, **options)
+
+
+def _curve(module: Activation, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        # LSLU's forward mixes neighbouring pixels (depthwise conv + BatchNorm); its shape is the series.
+        elementwise = getattr(module, "elementwise", None)
+        y = elementwise(x) if callable(elementwise) else module(x)
+    return y.double().numpy()
+
+
+def shape_curves(row: ShapeRow, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(initial y, learned y, caveats) of one slot on ``x``; caveats name what was drawn from means.
+
+    The learned module starts from the same init as the initial one and then takes every learned value, so
+    a parameter missing from ``learned`` (frozen, or not reported) keeps its initial value.
+    """
+    initial = _build(row, row.init)
+    cls = get(row.family)
+    values: dict[str, InitValue] = dict(preset_values(cls, row.init))
+    caveats: list[str] = []
+    if any(isinstance(v, tuple) and v and v[0] == RANDOM_UNIFORM for v in values.values()):
+        # The trial drew its random init from its own seed, which the stored summary does not keep.
+        caveats.append("random init redrawn")
+    collapsed = []
+    for name, value in row.learned.items():
+        param = getattr(initial, cls.init_aliases.get(name, name), None)
+        array = np.asarray(value, dtype=float)
+        if array.ndim == 0 and isinstance(param, torch.Tensor) and param.numel() > 1:
+            collapsed.append(name)
+        values[name] = float(array) if array.ndim == 0 else [float(v) for v in array.ravel()]
+    # Re-resolve through create so that aliases and family-specific value shapes are handled as usual.
+    learned = _build(row, values)
+    if row.shape in ("channel", "neuron"):
+        caveats.append(f"{row.shape} means")
+    if collapsed:
+        caveats.append(f"{', '.join(collapsed)} as mean")
+    return _curve(initial, x), _curve(learned, x), caveats
+
+
+def draw_activation_shapes(fig: Figure, rows: Sequence[ShapeRow]) -> list[Axes]:
+    """One panel per slot: the initial function (grey, dashed) and the learned one, on x ∈ [-4, 4]."""
+    x = torch.linspace(*X_RANGE, POINTS, dtype=torch.float64)
+    axes = _grid(fig, len(rows))
+    x_np = x.numpy()
+    for ax, row in zip(axes, rows, strict=True):
+        y_init, y_learned, caveats = shape_curves(row, x)
+        ax.plot(x_np, y_init, color=COLORS["init"], linestyle="--", linewidth=1.4, label="initial")
+        ax.plot(x_np, y_learned, color=COLORS["complete"], linewidth=2, label="learned")
+        ax.axhline(0, color="0.7", linewidth=0.6, zorder=0)
+        ax.axvline(0, color="0.7", linewidth=0.6, zorder=0)
+        ax.set_xlim(*X_RANGE)
+        title = f"{row.slot}: {row.family}"
+        if caveats:
+            title += f"\n({'; '.join(caveats)})"
+        ax.set_title(title, fontsize="small")
+    if axes:
+        axes[0].legend(fontsize="small", loc="best")
+    return axes
+
+
+def activation_shapes(rows: Sequence[ShapeRow], path: Path | str, *, svg: bool = False) -> list[Path]:
+    """Save :func:`draw_activation_shapes` to ``path``; return the written paths."""
+    if not rows:
+        raise ValueError("activation_shapes: no slots to draw (the trial has no trainable activation)")
+    with _style(), _context():
+        fig = _new_figure(*_grid_size(len(rows)))
+        draw_activation_shapes(fig, rows)
+        fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+# ---------------------------------------------------------------------------------- param trajectories
+
+
+def draw_param_trajectories(fig: Figure, trajectories: pd.DataFrame) -> list[Axes]:
+    """One panel per parameter: its per-epoch mean, one line per slot (a band from min to max if given).
+
+    Several trial numbers in the frame are told apart by line style.
+    """
+    _require(trajectories, ("number", "epoch", "slot", "param", "mean"), "param_trajectories")
+    params = list(dict.fromkeys(trajectories["param"]))
+    axes = _grid(fig, len(params))
+    slots = list(dict.fromkeys(trajectories["slot"]))
+    palette = dict(zip(slots, sns.color_palette("colorblind", len(slots)), strict=True))
+    numbers = sorted(trajectories["number"].unique())
+    styles = dict(zip(numbers, ["-", "--", ":", "-."] * (len(numbers) // 4 + 1), strict=False))
+    band = "min" in trajectories.columns and "max" in trajectories.columns
+    for ax, param in zip(axes, params, strict=True):
+        panel = trajectories[trajectories["param"] == param]
+        for (number, slot), run in panel.groupby(["number", "slot"], sort=False):
+            run = run.sort_values("epoch")
+            label = str(slot) if len(numbers) == 1 else f"{slot} #{number}"
+            color = palette[slot]
+            ax.plot(
+                run["epoch"],
+                run["mean"],
+                color=color,
+                linestyle=styles[number],
+                marker="o",
+                markersize=2.5,
+                label=label,
+            )
+            if band and (run["max"] > run["min"]).any():
+                ax.fill_between(run["epoch"], run["min"], run["max"], color=color, alpha=0.15, linewidth=0)
+        ax.set_title(param)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("value")
+    if axes:
+        axes[0].legend(fontsize="x-small", loc="best")
+    return axes
+
+
+def param_trajectories(trajectories: pd.DataFrame, path: Path | str, *, svg: bool = False) -> list[Path]:
+    """Save :func:`draw_param_trajectories` to ``path``; return the written paths."""
+    count = trajectories["param"].nunique() if "param" in trajectories.columns else 1
+    with _style(), _context():
+        fig = _new_figure(*_grid_size(count))
+        draw_param_trajectories(fig, trajectories)
+        fig.tight_layout()
+        return _save(fig, path, svg)

@@ -1,0 +1,181 @@
+"""Figures: each writes a non-trivial PNG from a tiny frame; the drawing functions put the right artists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib import image as mpimg
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from aaf_search import activations
+from aaf_search.analysis import figures
+from aaf_search.analysis.figures import ShapeRow
+
+MIN_PNG_BYTES = 5_000
+# Pixels whose channels differ by more than 0.2 are coloured: an empty whitegrid axes has none (white and
+# grey only), so a figure must have drawn its data to pass. A 2-pixel line across a panel is ~1000 of them.
+MIN_COLOURED_PIXELS = 500
+
+
+def _ax() -> Axes:
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    return fig.add_subplot()
+
+
+def _history() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "number": [0, 1, 2, 3, 4, 5],
+            "value": [0.80, 0.85, 0.60, np.nan, 0.83, 0.90],
+            "state": ["COMPLETE", "COMPLETE", "PRUNED", "FAIL", "COMPLETE", "COMPLETE"],
+        }
+    )
+
+
+def _curves() -> pd.DataFrame:
+    rows = []
+    finals = {
+        0: (0.80, "COMPLETE"),
+        1: (0.90, "COMPLETE"),
+        2: (0.85, "COMPLETE"),
+        3: (0.5, "PRUNED"),
+        4: (0.4, "PRUNED"),
+    }
+    for number, (final, state) in finals.items():
+        epochs = 4 if state == "COMPLETE" else 2
+        for epoch in range(1, epochs + 1):
+            rows.append({"number": number, "epoch": epoch, "value": final * epoch / epochs, "state": state})
+    return pd.DataFrame(rows)
+
+
+def _assert_png(paths: list[Path]) -> None:
+    assert paths[0].suffix == ".png"
+    assert paths[0].stat().st_size > MIN_PNG_BYTES
+    image = mpimg.imread(paths[0])[..., :3]
+    coloured = int(((image.max(axis=-1) - image.min(axis=-1)) > 0.2).sum())
+    assert coloured > MIN_COLOURED_PIXELS, coloured
+
+
+def test_optimisation_history_best_so_far_and_states(tmp_path: Path) -> None:
+    ax = _ax()
+    figures.draw_optimisation_history(ax, _history())
+    # best so far over the complete trials 0, 1, 4, 5 (the pruned 0.60 does not count), extended to trial 5
+    (step,) = ax.lines
+    assert list(np.asarray(step.get_ydata())) == pytest.approx([0.80, 0.85, 0.85, 0.90, 0.90])
+    # complete points, pruned crosses, failed ticks (+ the empty legend proxy for "failed")
+    sizes = [len(np.asarray(c.get_offsets())) for c in ax.collections]
+    assert sizes == [4, 1, 1, 0]
+    assert "4 complete, 1 pruned, 1 failed" in ax.get_title()
+    minimise = _ax()
+    figures.draw_optimisation_history(minimise, _history(), direction="minimize")
+    assert list(np.asarray(minimise.lines[0].get_ydata())) == pytest.approx([0.80, 0.80, 0.80, 0.80, 0.80])
+    paths = figures.optimisation_history(_history(), tmp_path / "history.png", svg=True)
+    _assert_png(paths)
+    assert paths[1].suffix == ".svg" and b"<svg" in paths[1].read_bytes()[:500]
+
+
+def test_learning_curves_top_k_and_pruned_dashed(tmp_path: Path) -> None:
+    ax = _ax()
+    figures.draw_learning_curves(ax, _curves(), top_k=2)
+    styles = [(line.get_linestyle(), line.get_label()) for line in ax.lines]
+    # two pruned trials dashed, then the top two complete trials (#1 at 0.90, #2 at 0.85) solid
+    assert [s for s, _ in styles] == ["--", "--", "-", "-"]
+    assert [label for _, label in styles[2:]] == ["#1", "#2"]
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == ["#1", "#2", "pruned (2)"]
+    assert figures.top_trials(_curves(), 2, direction="minimize") == [0, 2]
+    _assert_png(figures.learning_curves(_curves(), tmp_path / "curves.png", top_k=2))
+
+
+def test_param_importances(tmp_path: Path) -> None:
+    ax = _ax()
+    figures.draw_param_importances(ax, {"act/family": 0.7, "lr": 0.2, "act/n": 0.1})
+    # bars bottom to top in increasing importance, so the largest is on top
+    assert [p.get_width() for p in ax.patches if isinstance(p, Rectangle)] == pytest.approx([0.1, 0.2, 0.7])
+    _assert_png(figures.param_importances({"act/family": 0.7, "lr": 0.2, "act/n": 0.1}, tmp_path / "imp.png"))
+
+
+def test_accuracy_by_family(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        {
+            "family": ["coslu"] * 6 + ["relu"] * 6,
+            "value": np.r_[0.9 + 0.01 * rng.standard_normal(6), 0.85 + 0.01 * rng.standard_normal(6)],
+            "source": ["search", "search", "search", "seeds", "seeds", "seeds"] * 2,
+        }
+    )
+    ax = _ax()
+    figures.draw_accuracy_by_family(ax, scores)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["coslu", "relu"]  # best median first
+    _assert_png(figures.accuracy_by_family(scores, tmp_path / "family.png"))
+
+
+def test_activation_shapes_initial_vs_learned(tmp_path: Path) -> None:
+    rows = [
+        # LSLU's element-wise series with θ = (2, 1, 1), ω = (0, 0, -0.5): g(x) = relu(2 relu(x) - 0.5)
+        ShapeRow("features.1", "lslu", None, {"theta": [2.0, 1.0, 1.0], "omega": [0.0, 0.0, -0.5]}, {"n": 3}),
+        ShapeRow("features.4", "coslu", "default", {"a": 0.5, "b": 2.0}, shape="channel"),
+        ShapeRow(
+            "classifier.1", "lincomb", None, figures.learned_from_summary({"w": {"mean": 0.3, "min": 0, "max": 1}})
+        ),
+    ]
+    fig = Figure(figsize=(9, 3))
+    FigureCanvasAgg(fig)
+    axes = figures.draw_activation_shapes(fig, rows)
+    assert len(axes) == 3
+    initial, learned = axes[0].lines[:2]
+    x = np.asarray(learned.get_xdata())
+    assert np.allclose(initial.get_ydata(), np.maximum(x, 0))  # the default series is ReLU
+    assert np.allclose(learned.get_ydata(), np.maximum(2 * np.maximum(x, 0) - 0.5, 0))
+    assert "channel means" in axes[1].get_title()
+    assert "w as mean" in axes[2].get_title()
+    _assert_png(figures.activation_shapes(rows, tmp_path / "shapes.png"))
+
+
+def test_param_trajectories(tmp_path: Path) -> None:
+    rows = [
+        {
+            "number": 7,
+            "epoch": e,
+            "slot": slot,
+            "param": param,
+            "mean": base + 0.1 * e,
+            "min": base,
+            "max": base + 0.2 * e,
+        }
+        for e in range(1, 5)
+        for slot in ("stage1", "stage2")
+        for param, base in (("theta", 1.0), ("omega", 0.0))
+    ]
+    trajectories = pd.DataFrame(rows)
+    fig = Figure(figsize=(8, 3))
+    FigureCanvasAgg(fig)
+    axes = figures.draw_param_trajectories(fig, trajectories)
+    assert [ax.get_title() for ax in axes] == ["theta", "omega"]
+    assert [len(ax.lines) for ax in axes] == [2, 2]  # one line per slot
+    assert len(axes[0].collections) == 2  # a min-max band per slot
+    _assert_png(figures.param_trajectories(trajectories, tmp_path / "trajectories.png"))
+
+
+def test_missing_columns_name_what_is_needed() -> None:
+    with pytest.raises(ValueError, match="state"):
+        figures.draw_learning_curves(_ax(), pd.DataFrame({"number": [0], "epoch": [1], "value": [0.5]}))
+
+
+@pytest.mark.parametrize("family", activations.names())
+def test_every_registered_family_has_a_shape_curve(family: str) -> None:
+    # Every declared parameter learned as 0.5 (a mean, as the epoch reports store): builds, draws, is finite.
+    x = torch.linspace(-4, 4, 33, dtype=torch.float64)
+    learned = {name: 0.5 for name in activations.get(family).param_names}
+    initial, after, _ = figures.shape_curves(ShapeRow("slot", family, None, learned), x)
+    assert initial.shape == after.shape == (33,)
+    assert np.isfinite(initial).all() and np.isfinite(after).all()
