@@ -144,7 +144,14 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         batches = 0
         for xb, yb in iterate_batches(
-            data.train_x, data.train_y, settings.batch_size, shuffle=True, generator=generator, augment=augment
+            data.train_x,
+            data.train_y,
+            settings.batch_size,
+            shuffle=True,
+            generator=generator,
+            augment=augment,
+            # A last batch of one sample would break batch norm in training mode; skip it instead.
+            drop_last=len(data.train_x) % settings.batch_size == 1,
         ):
             loss_sum += _train_step(model, xb, yb, opts, settings)
             batches += 1

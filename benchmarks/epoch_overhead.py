@@ -1,0 +1,89 @@
+"""How much of a training epoch is spent outside forward, backward and the optimiser step.
+
+Runs a few epochs through the real training loop (``aaf_search.trials.loop.fit``: batch slicing, shuffling,
+augmentation, validation, parameter summaries, finiteness checks) and, interleaved with it, the same
+number of bare forward/backward/step calls on pre-sliced batches. The difference is the loop's own
+cost; the target is under 5 % of the epoch.
+
+    python benchmarks/epoch_overhead.py [--model dnn3] [--dataset digits] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from aaf_search.config import DataConfig, OptimConfig
+from aaf_search.trials.data import DataSplits, load_data
+from aaf_search.trials.loop import FitSettings, fit
+from aaf_search.trials.models import build_model, model_info
+from aaf_search.trials.plan import apply_plan, uniform_plan
+
+
+def bare_epochs(model: torch.nn.Module, data: DataSplits, batch_size: int, epochs: int) -> float:
+    """Seconds for forward/backward/step over pre-sliced training batches plus the validation forward
+    pass, with none of the loop's machinery."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = [
+        (data.train_x[i : i + batch_size], data.train_y[i : i + batch_size])
+        for i in range(0, len(data.train_x), batch_size)
+    ]
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for xb, yb in batches:
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            model(data.val_x)
+    return time.perf_counter() - started
+
+
+def loop_epochs(model: torch.nn.Module, data: DataSplits, settings: FitSettings) -> float:
+    started = time.perf_counter()
+    fit(model, data, settings)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dnn3")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--activation", default="coslu", help="activation put in every slot")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per measurement (set-up cost amortised)")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    data = load_data(DataConfig(name=args.dataset), min_size=model_info(args.model).min_input_size)
+    settings = FitSettings(OptimConfig(), args.epochs, batch_size=args.batch_size, seed=0, augment=args.augment)
+
+    def fresh() -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = build_model(args.model, input_shape=data.input_shape, num_classes=data.num_classes)
+        apply_plan(model, uniform_plan(args.activation), data.train_x[:2])
+        return model
+
+    loop_times, bare_times = [], []
+    for _ in range(args.repeats):  # interleaved, so machine load hits both alike
+        bare_times.append(bare_epochs(fresh(), data, args.batch_size, args.epochs))
+        loop_times.append(loop_epochs(fresh(), data, settings))
+    loop, bare = statistics.median(loop_times), statistics.median(bare_times)
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{args.model} + {args.activation} on {args.dataset} ({len(data.train_x)} train, {len(data.val_x)} val)")
+    print(f"{'epoch through fit':<28}{loop / args.epochs * 1000:9.1f} ms")
+    print(f"{'bare forward/backward/step':<28}{bare / args.epochs * 1000:9.1f} ms")
+    print(f"{'outside fwd/bwd/step':<28}{(loop - bare) / loop:9.1%}  (target < 5 %)")
+
+
+if __name__ == "__main__":
+    main()
