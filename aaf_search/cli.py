@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "search": "aaf_search.commands.search",
     "train": "aaf_search.commands.train",
     "export": "aaf_search.commands.export",
+    "robust": "aaf_search.commands.robust",
+    "report": "aaf_search.commands.report",
     "spaces": "aaf_search.commands.spaces",
     "activations": "aaf_search.commands.activations",
     "models": "aaf_search.commands.models",

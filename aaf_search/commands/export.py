@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "Export the best (or K-th best) trial of a study as a config YAML for aaf-search train."
+HELP = "Export the best (K-th best, or seed-robust best) trial of a study as a config YAML for aaf-search train."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +15,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", help="study name (default: the storage's only study)")
     parser.add_argument("--out", type=Path, default=Path("best.yaml"), help="file to write (default: best.yaml)")
     parser.add_argument("--rank", type=int, default=1, help="1 = the best complete trial, 2 = the runner-up, ...")
+    parser.add_argument(
+        "--robust",
+        action="store_true",
+        help="export the robust best of the last aaf-search robust, with per-seed scores",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from aaf_search.search import load_study, pick, write_export
 
+    if args.robust:
+        return _run_robust(args)
     study = load_study(args.storage, args.study)
     trial = pick(study, args.rank)
     path = write_export(args.out, study, args.rank)
     print(f"{study.study_name} trial {trial.number} (rank {args.rank}, score {trial.values[0]:.4f}) -> {path}")
+    return 0
+
+
+def _run_robust(args: argparse.Namespace) -> int:
+    from aaf_search.analysis.robust_export import write_robust_export
+    from aaf_search.analysis.studies import load_companion, load_search_study
+    from aaf_search.errors import UserError
+
+    if args.rank != 1:
+        raise UserError("--rank and --robust do not go together: there is one robust best")
+    study = load_search_study(args.storage, args.study)
+    path = write_robust_export(args.out, study, load_companion(study, args.storage))
+    print(f"{study.study_name}: robust best -> {path}")
     return 0

@@ -19,18 +19,22 @@ from aaf_search.config import TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_SPACE
 from aaf_search.search.storage import open_storage
-from aaf_search.search.study import study_names
+from aaf_search.search.study import search_study_names, study_names
 
 
 def load_study(storage_url: str, name: str | None) -> optuna.Study:
-    """Study ``name`` from the storage; without a name, the storage's only study."""
+    """Study ``name`` from the storage; without a name, the storage's only search study.
+
+    A search's robustness companion (``<study>:robust``) does not count as a second study there.
+    """
     storage = open_storage(storage_url)
     names = study_names(storage)
     if name is None:
-        if len(names) != 1:
-            listed = ", ".join(names) or "none"
-            raise UserError(f"the storage holds {len(names)} studies ({listed}); name one with --study")
-        name = names[0]
+        searches = search_study_names(storage)
+        if len(searches) != 1:
+            listed = ", ".join(searches) or "none"
+            raise UserError(f"the storage holds {len(searches)} studies ({listed}); name one with --study")
+        name = searches[0]
     if name not in names:
         raise UserError(f"no study '{name}' in the storage; studies: {', '.join(names) or 'none'}")
     return optuna.load_study(study_name=name, storage=storage)

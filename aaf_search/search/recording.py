@@ -34,6 +34,7 @@ ATTR_EPOCHS_RUN = "epochs_run"
 ATTR_EPOCH_SECONDS = "epoch_seconds"
 ATTR_HISTORY = "history"
 ATTR_ACTIVATION_PARAMS = "activation_params"
+ATTR_ACTIVATION_HISTORY = "activation_history"
 ATTR_FAIL_REASON = "fail_reason"
 
 
@@ -87,15 +88,37 @@ class TrialRecorder:
 
 
 def history_attrs(history: Sequence[EpochReport], metric: str) -> dict[str, Any]:
-    """Attrs any trial has once it ran epochs: count, per-epoch metric and time, last activation params."""
+    """Attrs any trial has once it ran epochs: count, per-epoch metric and time, last activation params,
+    and the per-epoch means of the activation params (see :func:`activation_history`)."""
     if not history:
         return {ATTR_EPOCHS_RUN: 0}
-    return {
+    attrs = {
         ATTR_EPOCHS_RUN: len(history),
         ATTR_HISTORY: [float(getattr(r, metric)) for r in history],
         ATTR_EPOCH_SECONDS: sum(r.epoch_seconds for r in history) / len(history),
         ATTR_ACTIVATION_PARAMS: history[-1].activation_params,
     }
+    if history[-1].activation_params:
+        attrs[ATTR_ACTIVATION_HISTORY] = activation_history(history)
+    return attrs
+
+
+HISTORY_DIGITS = 6  # significant digits kept per epoch: plenty for a plot, and it keeps the attr small
+
+
+def activation_history(history: Sequence[EpochReport]) -> list[dict[str, dict[str, float]]]:
+    """One ``{slot: {param: mean}}`` per epoch, so parameter trajectories can be drawn from the study alone.
+
+    Means only: min/max/values of every epoch would multiply the attr's size (a MySQL TEXT holds 64 KiB),
+    and the last epoch's full summary is stored under ``activation_params`` anyway.
+    """
+    return [
+        {
+            slot: {name: float(f"{stats['mean']:.{HISTORY_DIGITS}g}") for name, stats in params.items()}
+            for slot, params in report.activation_params.items()
+        }
+        for report in history
+    ]
 
 
 def result_attrs(result: TrialResult, metric: str) -> dict[str, Any]:

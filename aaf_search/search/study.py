@@ -24,9 +24,22 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 INTERRUPTED_REASON = "left RUNNING by an interrupted run"
 ATTR_RETRY_OF = "retry_of"
 
+ROBUST_SUFFIX = ":robust"
+"""``<study>:robust`` is the companion study where ``aaf-search robust`` re-trains ``<study>``'s best over seeds."""
+
 
 def study_names(storage: BaseStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
+
+
+def robust_name(name: str) -> str:
+    """The name of study ``name``'s seed-robustness companion."""
+    return name + ROBUST_SUFFIX
+
+
+def search_study_names(storage: BaseStorage) -> list[str]:
+    """The studies of searches: every study but the robustness companions."""
+    return [name for name in study_names(storage) if not name.endswith(ROBUST_SUFFIX)]
 
 
 def existing_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:

@@ -18,8 +18,14 @@ from aaf_search import activations
 from aaf_search.config import ActivationSpec, PlanEntry
 from aaf_search.errors import UserError
 from aaf_search.trials.discover import slot_shapes, wrap_activations
-from aaf_search.trials.report import ParamSummary
-from aaf_search.trials.slots import ActivationSlot, iter_slots
+from aaf_search.trials.report import ParamStats, ParamSummary
+from aaf_search.trials.slots import iter_slots
+
+MAX_SUMMARY_VALUES = 32
+"""Vector parameters up to this many values keep all of them in the per-epoch summary (see ParamStats)."""
+
+SHARING_ATTR = "plan_shape"
+"""Attribute :func:`apply_plan` sets on each activation it puts in: the spec's shape (network, layer, ...)."""
 
 
 class PlanError(UserError):
@@ -113,6 +119,9 @@ def apply_plan(model: nn.Module, plan: Sequence[PlanEntry], example_input: Tenso
             module = shared[index]
         else:
             module = build_activation(spec, slots[name])
+        # The summary keeps exact values only for one-set parameters; the module cannot tell a layer-shaped
+        # vector (LinComb's w) from a per-channel scalar by its tensor shape alone, so it is told.
+        setattr(module, SHARING_ATTR, spec.shape)
         by_name[name].act = module.to(_device_of(model))
     return slots
 
@@ -156,21 +165,30 @@ def freeze_all_but_activations(model: nn.Module) -> list[nn.Parameter]:
 
 
 def summarize_activation_params(model: nn.Module) -> ParamSummary:
-    """Per slot and declared parameter: mean, min and max of the current values."""
+    """Per slot and declared parameter: mean, min and max of the current values.
+
+    A parameter of an activation placed with shape ``network`` or ``layer`` (by :func:`apply_plan`) that
+    holds 2 to :data:`MAX_SUMMARY_VALUES` values is a vector of one set (LinComb's w, LSLU's θ/ω, F-neuron's
+    weights): its values are kept too, under ``values``.
+    """
     summary: ParamSummary = {}
     for name, slot in iter_slots(model):
         learned = getattr(slot.act, "learned_parameters", None)
         if learned is None:
             continue
         values = learned()
+        one_set = getattr(slot.act, SHARING_ATTR, None) in ("network", "layer")
         if values:
-            summary[name] = {key: _stats(tensor) for key, tensor in values.items()}
+            summary[name] = {key: _stats(tensor, keep_values=one_set) for key, tensor in values.items()}
     return summary
 
 
-def _stats(tensor: Tensor) -> dict[str, float]:
+def _stats(tensor: Tensor, *, keep_values: bool = False) -> ParamStats:
     flat = tensor.detach().float().flatten()
-    return {"mean": float(flat.mean()), "min": float(flat.min()), "max": float(flat.max())}
+    stats = ParamStats(mean=float(flat.mean()), min=float(flat.min()), max=float(flat.max()))
+    if keep_values and 1 < flat.numel() <= MAX_SUMMARY_VALUES:
+        stats["values"] = [float(v) for v in flat.tolist()]
+    return stats
 
 
 def uniform_plan(family: str, *, selectors: Iterable[str] = ("all",), **spec: object) -> tuple[PlanEntry, ...]:

@@ -6,10 +6,25 @@ These are plain data so that search backends can forward them across processes a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-ParamSummary = dict[str, dict[str, dict[str, float]]]
-"""slot name -> parameter name -> {"mean", "min", "max"} of the learned activation parameters."""
+
+class _ParamRange(TypedDict):
+    mean: float
+    min: float
+    max: float
+
+
+class ParamStats(_ParamRange, total=False):
+    """One learned activation parameter: ``mean``, ``min``, ``max`` of its values, and ``values``, the values
+    themselves in order, when the parameter is one small vector (LinComb's w, LSLU's θ/ω, F-neuron's
+    weights at shape ``network`` or ``layer``), so that the learned shape can be redrawn exactly."""
+
+    values: list[float]
+
+
+ParamSummary = dict[str, dict[str, ParamStats]]
+"""slot name -> parameter name -> :class:`ParamStats` of the learned activation parameters."""
 
 
 class TrialDiverged(RuntimeError):

@@ -1,0 +1,237 @@
+"""``aaf-search report``: a study's tables, figures and an ``index.md`` that links them, from the storage alone.
+
+Tables (CSV, Markdown, LaTeX): every trial with its parameters and state; the leaderboard by activation
+family; the seed-robustness table when ``aaf-search robust`` ran. Figures (PNG, SVG on request): the
+optimisation history, parameter importances, the metric by family, learning curves, the learned activation
+shapes of the best trial and their trajectories over epochs. A figure that cannot be drawn from what the
+study holds is skipped with a note in ``index.md`` (the reason in plain words), never with an error.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from aaf_search.analysis import figures
+from aaf_search.analysis.frame import (
+    curves_frame,
+    direction_of,
+    history_frame,
+    trajectories_frame,
+    trials_frame,
+)
+from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX, display_table
+from aaf_search.analysis.shapes import shape_rows
+from aaf_search.analysis.tables import write_table
+from aaf_search.search.export import ranked
+from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
+
+TOP_CURVES = 5  # learning curves drawn in colour; the rest of the complete trials are left out
+LEADERBOARD_COLUMNS = ("family", "trials", "complete", "pruned", "failed", "best", "median", "best_trial")
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote: tables and figures by name (PNG first), and notes on what it skipped."""
+
+    out: Path
+    tables: dict[str, list[Path]] = field(default_factory=dict)
+    figures: dict[str, list[Path]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    index: Path | None = None
+
+
+def leaderboard(trials: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """One row per family: trial counts by state, best and median value of its complete trials, best first."""
+    maximize = direction == "maximize"
+    rows = []
+    for family, group in trials.groupby("family", sort=False):
+        complete = group[group["state"] == TrialState.COMPLETE.name].dropna(subset=["value"])
+        best_index = (complete["value"].idxmax() if maximize else complete["value"].idxmin()) if len(complete) else None
+        rows.append(
+            {
+                "family": family,
+                "trials": len(group),
+                "complete": len(complete),
+                "pruned": int((group["state"] == TrialState.PRUNED.name).sum()),
+                "failed": int((group["state"] == TrialState.FAIL.name).sum()),
+                "best": complete.loc[best_index, "value"] if best_index is not None else math.nan,
+                "median": complete["value"].median() if len(complete) else math.nan,
+                "best_trial": complete.loc[best_index, "number"] if best_index is not None else pd.NA,
+            }
+        )
+    table = pd.DataFrame(rows, columns=list(LEADERBOARD_COLUMNS)).astype({"best_trial": "Int64"})
+    return table.sort_values("best", ascending=not maximize, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def robust_rows(companion: optuna.Study | None) -> pd.DataFrame | None:
+    """The stored robustness table of the last ``aaf-search robust``, or ``None`` when there is none."""
+    if companion is None or not companion.user_attrs.get(ATTR_SUMMARY):
+        return None
+    return pd.DataFrame(companion.user_attrs[ATTR_SUMMARY])
+
+
+def seed_scores(robust: pd.DataFrame | None) -> pd.DataFrame:
+    """``family, value, source="seeds"``: every seed's score of every re-trained configuration."""
+    if robust is None:
+        return pd.DataFrame(columns=["family", "value", "source"])
+    seeds = [c for c in robust.columns if c.startswith(SEED_PREFIX)]
+    long = robust.melt(id_vars=["family"], value_vars=seeds, value_name="value").dropna(subset=["value"])
+    return long.assign(source="seeds")[["family", "value", "source"]]
+
+
+def shapes_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial that learned activation parameters (the best may be the plain baseline)."""
+    return next((t for t in ranked(study) if t.user_attrs.get(ATTR_ACTIVATION_PARAMS)), None)
+
+
+def write_report(study: optuna.Study, companion: optuna.Study | None, out: Path, *, svg: bool = False) -> Report:
+    """Write every table and figure of ``study`` (and its robustness companion) into ``out``, then ``index.md``."""
+    report = Report(out)
+    direction = direction_of(study)
+    metric = str(study.user_attrs.get("metric", "value"))
+    trials = trials_frame(study)
+    complete = trials[trials["state"] == TrialState.COMPLETE.name]
+    robust = robust_rows(companion)
+
+    def table(name: str, frame: pd.DataFrame, caption: str) -> None:
+        report.tables[name] = write_table(frame, out / name, caption=caption)
+
+    def figure(name: str, draw: Callable[[Path], list[Path]], skip: str | None = None) -> None:
+        if skip is not None:
+            report.notes.append(f"{name}: skipped, {skip}")
+            return
+        report.figures[name] = draw(out / f"{name}.png")
+
+    table("trials", trials, f"All trials of {study.study_name}")
+    table("leaderboard", leaderboard(trials, direction), f"Leaderboard by activation family ({metric})")
+    if robust is not None:
+        table("robust", display_table(robust, metric), f"Seed robustness of {study.study_name} ({metric})")
+    else:
+        report.notes.append("robust: no robustness table yet (aaf-search robust adds it)")
+
+    figure(
+        "history",
+        lambda p: figures.optimisation_history(history_frame(trials), p, direction=direction, metric=metric, svg=svg),
+        None if len(trials) else "the study has no trial",
+    )
+    importances, why = _importances(study, len(complete))
+    figure("importances", lambda p: figures.param_importances(importances, p, svg=svg), why)
+    scores = pd.concat([complete[["family", "value"]].assign(source="search"), seed_scores(robust)])
+    figure(
+        "families",
+        lambda p: figures.accuracy_by_family(scores, p, direction=direction, metric=metric, svg=svg),
+        None if scores["value"].notna().any() else "no complete trial",
+    )
+    curves = curves_frame(study)
+    figure(
+        "curves",
+        lambda p: figures.learning_curves(curves, p, top_k=TOP_CURVES, direction=direction, metric=metric, svg=svg),
+        None if len(curves) else "no trial reported an epoch",
+    )
+    best = shapes_trial(study)
+    rows, slots = shape_rows(best) if best is not None else ([], [])
+    no_shapes = "no complete trial learned activation parameters"
+    figure("shapes", lambda p: figures.activation_shapes(rows, p, svg=svg), None if rows else no_shapes)
+    trajectories = trajectories_frame(best, slots) if best is not None else pd.DataFrame()
+    figure(
+        "trajectories",
+        lambda p: figures.param_trajectories(trajectories, p, svg=svg),
+        None if len(trajectories) else f"{no_shapes} with a per-epoch history",
+    )
+    report.index = write_index(report, study, companion, trials, best)
+    return report
+
+
+def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float], str | None]:
+    """Optuna's default importances of the first objective, or the reason there are none."""
+    if complete < 2:
+        return {}, f"parameter importances need 2+ complete trials, the study has {complete}"
+    target: Callable[[FrozenTrial], float] | None = None
+    if len(study.directions) > 1:
+        # The default evaluator (PED-ANOVA) reads a target as "lower is better"; a single objective's
+        # direction it reads from the study itself.
+        sign = -1.0 if direction_of(study) == "maximize" else 1.0
+        target = lambda trial: sign * trial.values[0]  # noqa: E731
+    try:
+        with warnings.catch_warnings():
+            # "Some regimes have less than 2 trials": expected in a small study, and the figure says how few.
+            warnings.simplefilter("ignore", UserWarning)
+            values = optuna.importance.get_param_importances(study, target=target)
+    except (ValueError, RuntimeError) as exc:  # e.g. every complete trial has the same parameters
+        return {}, f"parameter importances failed: {exc}"
+    if not values:
+        return {}, "no parameter varies across the complete trials"
+    return {name: float(v) for name, v in values.items()}, None
+
+
+def write_index(
+    report: Report,
+    study: optuna.Study,
+    companion: optuna.Study | None,
+    trials: pd.DataFrame,
+    shapes_from: FrozenTrial | None,
+) -> Path:
+    """``index.md``: the study in a few lines (space, budget, trials by state, best, robust best) and links."""
+    attrs = study.user_attrs
+    settings = attrs.get("settings", {})
+    counts = trials["state"].value_counts()
+    states = ", ".join(f"{counts[s]} {s.lower()}" for s in counts.index)
+    metric = attrs.get("metric", "value")
+    lines = [
+        f"# Study '{study.study_name}'",
+        "",
+        f"- space: {attrs.get('space', '?')} ({attrs.get('space_source') or 'no source recorded'})",
+        f"- budget: {settings.get('trials', '?')} trials of {settings.get('epochs') or 'the space default'} epochs, "
+        f"sampler {settings.get('sampler', '?')}, pruner {settings.get('pruner') or 'default'}, "
+        f"{metric} ({direction_of(study)})",
+        f"- trials: {len(trials)} ({states or 'none'})",
+    ]
+    best = ranked(study)
+    if best:
+        top = best[0]
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in top.params.items())
+        family = trials.loc[trials["number"] == top.number, "family"].iloc[0]
+        lines.append(f"- best: trial {top.number} ({family}), {metric} {top.values[0]:.4f}; {params}")
+    else:
+        lines.append("- best: no trial completed yet")
+    lines.append(f"- robust best: {_robust_best(companion)}")
+    if shapes_from is not None:
+        lines.append(f"- activation shapes and trajectories: trial {shapes_from.number}")
+    lines += ["", "## Tables", ""]
+    lines += [f"- {name}: " + " · ".join(_link(report.out, p) for p in paths) for name, paths in report.tables.items()]
+    lines += ["", "## Figures", ""]
+    for name, paths in report.figures.items():
+        lines += [f"### {name}", "", f"![{name}]({_link_target(report.out, paths[0])})", ""]
+        if len(paths) > 1:
+            lines += [" · ".join(_link(report.out, p) for p in paths), ""]
+    if report.notes:
+        lines += ["## Notes", "", *(f"- {note}" for note in report.notes), ""]
+    index = report.out / "index.md"
+    index.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return index
+
+
+def _robust_best(companion: optuna.Study | None) -> str:
+    best = companion.user_attrs.get(ATTR_BEST) if companion is not None else None
+    if best is None:
+        return "not computed (run aaf-search robust)"
+    if best.get("config") is None:
+        return f"none; {best.get('reason')}"
+    return str(best.get("reason"))
+
+
+def _link_target(out: Path, path: Path) -> str:
+    return path.relative_to(out).as_posix()
+
+
+def _link(out: Path, path: Path) -> str:
+    target = _link_target(out, path)
+    return f"[{path.suffix.lstrip('.')}]({target})"

@@ -1,0 +1,337 @@
+"""The seed-robustness stage: re-train a study's top-K configurations and a baseline under several seeds.
+
+A single-seed winner is a coin flip, so ``aaf-search robust`` takes the K best COMPLETE configurations of a
+search (distinct once the seed is set aside), adds a baseline (the best configuration's model, data and
+optimiser with an empty plan and base activation ``--baseline``), and trains each under every seed of
+``--seeds`` (the seed projects' 42, 100, 128, 1999, 7823).
+
+The runs go through the same backends as a search: a :class:`RobustRecorder` hands each trial the next
+(config, seed, label) of a fixed queue instead of sampling a space, and a :class:`RobustSession` counts a
+failed run as done for this session, so a backend never asks for more trials than were queued. They land in
+the companion study ``<study>:robust`` of the same storage, each with user attrs ``source_trial``, ``label``,
+``seed`` and ``config``. Rerunning resumes: a (config, seed) pair already COMPLETE there is reused, not rerun.
+The statistics and the files are :mod:`aaf_search.analysis.robust_table`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from aaf_search import activations
+from aaf_search.analysis.studies import load_search_study
+from aaf_search.config import TrialConfig
+from aaf_search.errors import UserError
+from aaf_search.search.backends import Backend, default_backend, make_backend
+from aaf_search.search.driver import RUNS_DIR
+from aaf_search.search.export import ranked, trial_config
+from aaf_search.search.objectives import resolve_objectives
+from aaf_search.search.progress import ProgressLine
+from aaf_search.search.recording import ATTR_CONFIG, ATTR_SEED, ATTR_SPACE, TrialRecorder
+from aaf_search.search.session import SearchSession, TrialRunner
+from aaf_search.search.settings import Resources, SearchSettings
+from aaf_search.search.storage import DEFAULT_STORAGE, open_storage
+from aaf_search.search.study import count_finished, fail_interrupted, open_study, robust_name
+from aaf_search.spaces import SearchSpace, SpaceDefaults
+
+SEEDS = (42, 100, 128, 1999, 7823)  # the seed projects' five seeds
+DEFAULT_TOP_K = 3
+BASELINE_LABEL = "baseline"
+
+ATTR_SOURCE_TRIAL = "source_trial"
+ATTR_LABEL = "label"
+ATTR_FAMILY = "family"
+
+
+class RobustError(UserError):
+    """The robustness stage cannot run as asked: no such study, nothing complete, a bad option."""
+
+
+@dataclass(frozen=True)
+class RobustSettings:
+    """Everything ``aaf-search robust`` needs; ``epochs=None`` keeps each configuration's own budget."""
+
+    storage: str = DEFAULT_STORAGE
+    study: str | None = None
+    top_k: int = DEFAULT_TOP_K
+    seeds: tuple[int, ...] = SEEDS
+    baseline: str = "relu"
+    backend: str = field(default_factory=default_backend)
+    epochs: int | None = None
+    out: Path | None = None  # default aaf-runs/<study>/robust
+    resources: Resources = field(default_factory=Resources)
+
+    def record(self) -> dict[str, Any]:
+        """The settings as stored in the companion study (no storage URL: it may hold a password)."""
+        return {
+            "top_k": self.top_k,
+            "seeds": list(self.seeds),
+            "baseline": self.baseline,
+            "backend": self.backend,
+            "epochs": self.epochs,
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration to re-train: a search trial's config (or the baseline) and its search score."""
+
+    label: str
+    source_trial: int | None  # None for the baseline
+    config: TrialConfig
+    search_value: float | None  # the single-seed score in the search; None for the baseline
+
+
+@dataclass(frozen=True)
+class RobustRun:
+    """One (configuration, seed) pair; ``config`` has the seed and the epoch budget set."""
+
+    candidate: Candidate
+    seed: int
+    config: TrialConfig
+
+    @property
+    def key(self) -> str:
+        """What makes two runs the same run: the full config's digest (seed and epochs included)."""
+        return self.config.digest()
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"42,100,128"`` -> ``(42, 100, 128)``; a one-line error for anything else."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        seeds = tuple(int(p) for p in parts)
+    except ValueError:
+        raise RobustError(f"--seeds must be comma-separated integers like 42,100,128; got '{text}'") from None
+    if any(s < 0 for s in seeds):
+        raise RobustError(f"--seeds must be non-negative integers; got '{text}'")
+    if len(set(seeds)) != len(seeds):
+        raise RobustError(f"--seeds names a seed twice: '{text}'")
+    return seeds
+
+
+def check_settings(settings: RobustSettings) -> None:
+    """Reject bad options before any storage is opened."""
+    if settings.top_k < 1:
+        raise RobustError(f"--top-k must be >= 1, got {settings.top_k}")
+    if not settings.seeds:
+        raise RobustError("--seeds names no seed")
+    if settings.epochs is not None and settings.epochs < 1:
+        raise RobustError(f"--epochs must be > 0, got {settings.epochs}")
+    if settings.baseline not in activations.names():
+        raise RobustError(
+            f"unknown --baseline activation '{settings.baseline}'; choose one of: {', '.join(activations.names())}"
+        )
+
+
+def config_without_seed(config: TrialConfig) -> str:
+    """Two trials that differ only by their seed are one configuration."""
+    return config.replace(seed=0).digest()
+
+
+def candidates(study: optuna.Study, top_k: int, baseline: str) -> list[Candidate]:
+    """The baseline, then the ``top_k`` best distinct COMPLETE configurations of ``study``, best first."""
+    trials = ranked(study)
+    if not trials:
+        raise RobustError(f"study '{study.study_name}' has no complete trial to re-train yet")
+    chosen: list[Candidate] = []
+    seen: set[str] = set()
+    for trial in trials:
+        config = trial_config(trial)
+        key = config_without_seed(config)
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(Candidate(f"#{trial.number}", trial.number, config, float(trial.values[0])))
+        if len(chosen) == top_k:
+            break
+    return [Candidate(BASELINE_LABEL, None, baseline_config(chosen[0].config, baseline), None), *chosen]
+
+
+def baseline_config(best: TrialConfig, baseline: str) -> TrialConfig:
+    """The best configuration's model, data, optimiser and budget with no plan and ``baseline`` everywhere.
+
+    Seed 001's set-up fine-tunes only the activations of a pre-trained model; with no trainable activation
+    there is nothing to fine-tune, so the baseline fine-tunes the whole pre-trained model instead.
+    """
+    pretrain = best.pretrain
+    if pretrain is not None and pretrain.finetune == "activations":
+        pretrain = dataclasses.replace(pretrain, finetune="all")
+    return best.replace(plan=(), base_activation=baseline, pretrain=pretrain)
+
+
+def plan_runs(chosen: Sequence[Candidate], seeds: Sequence[int], epochs: int | None) -> list[RobustRun]:
+    """Every (candidate, seed) pair, seed by seed, so an interrupted stage still has paired results."""
+    runs = []
+    for seed in seeds:
+        for candidate in chosen:
+            config = candidate.config.replace(seed=seed)
+            if epochs is not None:
+                config = config.replace(epochs=epochs)
+            runs.append(RobustRun(candidate, seed, config))
+    return runs
+
+
+def completed_runs(companion: optuna.Study) -> dict[str, FrozenTrial]:
+    """Run key -> the first COMPLETE trial of the companion study that trained that exact config."""
+    done: dict[str, FrozenTrial] = {}
+    for trial in companion.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if ATTR_CONFIG in trial.user_attrs:
+            done.setdefault(TrialConfig.from_dict(trial.user_attrs[ATTR_CONFIG]).digest(), trial)
+    return done
+
+
+def _queued_only(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
+    raise RuntimeError("robustness trials take their config from the queue, not from a space")
+
+
+@dataclass(frozen=True)
+class RobustRecorder(TrialRecorder):
+    """A :class:`TrialRecorder` whose trials take the next queued run instead of sampling a space.
+
+    ``start`` may be called from several threads (a Ray backend's driver): ``itertools.count`` hands out
+    each index once. Epochs, completion, pruning and failure are recorded exactly as in a search.
+    """
+
+    runs: tuple[RobustRun, ...] = ()
+    _cursor: itertools.count[int] = field(default_factory=itertools.count, compare=False, repr=False)
+
+    def start(self, trial: optuna.Trial) -> TrialConfig:
+        index = next(self._cursor)
+        if index >= len(self.runs):
+            raise RuntimeError(f"the backend asked for run {index + 1} of {len(self.runs)} queued")
+        run = self.runs[index]
+        candidate = run.candidate
+        trial.set_user_attr(ATTR_SPACE, self.space.name)
+        trial.set_user_attr(ATTR_LABEL, candidate.label)
+        trial.set_user_attr(ATTR_SOURCE_TRIAL, candidate.source_trial)
+        trial.set_user_attr(ATTR_SEED, run.seed)
+        trial.set_user_attr(ATTR_CONFIG, run.config.to_dict())
+        return run.config
+
+
+@dataclass
+class RobustSession(SearchSession):
+    """A session whose failed runs count as done: a diverged seed is recorded (FAIL), not replaced.
+
+    ``failed_before`` is how many FAIL trials the companion held when the session started.
+    """
+
+    failed_before: int = 0
+
+    def remaining(self) -> int:
+        failed = len(self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - self.failed_before
+        return max(self.target - count_finished(self.study) - failed, 0)
+
+
+@dataclass(frozen=True)
+class RobustOutcome:
+    """What the stage did: the source and companion studies, every planned run, and how many ran."""
+
+    study: optuna.Study
+    companion: optuna.Study
+    candidates: tuple[Candidate, ...]
+    runs: tuple[RobustRun, ...]
+    ran: int
+    reused: int
+    out: Path
+
+
+def run_robust(
+    settings: RobustSettings, *, runner: TrialRunner | None = None, stream: TextIO | None = None
+) -> RobustOutcome:
+    """Re-train the top-K configurations and the baseline under every seed; reuse the runs already done."""
+    stream = stream or sys.stderr
+    check_settings(settings)
+    backend = make_backend(settings.backend)
+    study = load_search_study(settings.storage, settings.study)
+    space_name = str(study.user_attrs.get("space", study.study_name))
+    search = SearchSettings(space=space_name, backend=settings.backend, resources=settings.resources)
+    backend.check(search)
+
+    chosen = candidates(study, settings.top_k, settings.baseline)
+    if len(chosen) - 1 < settings.top_k:
+        print(f"note: study '{study.study_name}' has {len(chosen) - 1} distinct complete configurations", file=stream)
+    runs = plan_runs(chosen, settings.seeds, settings.epochs)
+    metric = str(study.user_attrs.get("metric", "val_accuracy"))
+    direction = study.directions[0].name.lower()
+    storage = open_storage(settings.storage)  # the companion lives beside the source study
+    companion = open_study(
+        storage,
+        robust_name(study.study_name),
+        directions=[direction],
+        sampler=optuna.samplers.RandomSampler(),  # nothing is sampled: configs come from the queue
+        pruner=optuna.pruners.NopPruner(),  # every seed trains its full budget
+        attrs={
+            "source_study": study.study_name,
+            "space": space_name,
+            "objectives": ["accuracy"],
+            "metric": metric,
+            "settings": settings.record(),
+        },
+    )
+    interrupted = fail_interrupted(companion, storage)
+    if interrupted:
+        print(f"note: marked {len(interrupted)} run(s) left RUNNING by an interrupted run as FAIL", file=stream)
+
+    done = completed_runs(companion)
+    todo: dict[str, RobustRun] = {}
+    for run in runs:
+        if run.key not in done:
+            todo.setdefault(run.key, run)  # the baseline may equal a candidate (a search trial of the base)
+    reused = len({run.key for run in runs} & set(done))
+    print(
+        f"robust '{study.study_name}': {len(chosen) - 1} configurations + baseline x {len(settings.seeds)} seeds; "
+        f"{reused} run(s) reused, {len(todo)} to run",
+        file=stream,
+    )
+    out = settings.out or RUNS_DIR / study.study_name / "robust"
+    if todo:
+        _run_queue(settings, backend, companion, list(todo.values()), metric, space_name, runner, out, stream)
+    return RobustOutcome(study, companion, tuple(chosen), tuple(runs), len(todo), reused, out)
+
+
+def _run_queue(
+    settings: RobustSettings,
+    backend: Backend,
+    companion: optuna.Study,
+    todo: list[RobustRun],
+    metric: str,
+    space_name: str,
+    runner: TrialRunner | None,
+    out: Path,
+    stream: TextIO,
+) -> None:
+    defaults = SpaceDefaults(metric=metric)
+    space = SearchSpace(robust_name(space_name), "queued robustness runs", _queued_only, defaults)
+    recorder = RobustRecorder(space, defaults, resolve_objectives(("accuracy",), defaults), 0, runs=tuple(todo))
+    target = count_finished(companion) + len(todo)
+    progress = ProgressLine.for_study(companion, companion.study_name, target, stream=stream)
+    session = RobustSession(
+        study=companion,
+        recorder=recorder,
+        target=target,
+        progress=progress,
+        run_dir=out,
+        runner=runner or _run_trial(),
+        resources=settings.resources,
+        failed_before=len(companion.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
+    )
+    try:
+        backend.run(session)
+    finally:
+        progress.close()
+
+
+def _run_trial() -> TrialRunner:
+    from aaf_search.trials.runner import run_trial
+
+    return run_trial

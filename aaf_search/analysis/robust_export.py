@@ -1,0 +1,54 @@
+"""``aaf-search export --robust``: the robust best of a study as a config YAML, with its per-seed scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX
+from aaf_search.config import TrialConfig, save_yaml
+from aaf_search.errors import UserError
+from aaf_search.search.export import provenance
+
+
+def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[TrialConfig, dict[str, Any]]:
+    """(config, metadata) of the robust best stored by the last ``aaf-search robust`` of ``study``.
+
+    The config is the one trained under the first robustness seed, so ``aaf-search train --config``
+    reproduces that run; ``scores`` lists every seed's ``{seed, score}`` and ``score`` is their mean.
+    """
+    if companion is None or ATTR_BEST not in companion.user_attrs:
+        raise UserError(f"study '{study.study_name}' has no robustness results; run aaf-search robust first")
+    best = companion.user_attrs[ATTR_BEST]
+    if best.get("config") is None or best.get("trial") is None:
+        raise UserError(f"study '{study.study_name}' has no robust best: {best.get('reason', 'unknown reason')}")
+    rows = {row["label"]: row for row in companion.user_attrs.get(ATTR_SUMMARY, [])}
+    row = rows[best["config"]]
+    # A list, not a mapping: YAML mapping keys are written as strings, and the seed is a number.
+    scores = [
+        {"seed": int(key[len(SEED_PREFIX) :]), "score": value}
+        for key, value in row.items()
+        if key.startswith(SEED_PREFIX) and value is not None
+    ]
+    metadata = {
+        "score": row["mean"],
+        "scores": scores,
+        "std": row["std"],
+        "ci": [row["ci_low"], row["ci_high"]],
+        "worst": row["worst"],
+        "baseline_mean": best["baseline_mean"],
+        "metric": companion.user_attrs.get("metric", "val_accuracy"),
+        "study": study.study_name,
+        "trial_number": row["source_trial"],
+        "robust": best["reason"],
+        **provenance(),
+    }
+    return TrialConfig.from_dict(best["trial"]), metadata
+
+
+def write_robust_export(path: Path, study: optuna.Study, companion: optuna.Study | None) -> Path:
+    """Write :func:`robust_export` to ``path`` (atomically, via ``save_yaml``)."""
+    config, metadata = robust_export(study, companion)
+    return save_yaml(path, config, **metadata)

@@ -1,0 +1,32 @@
+"""``aaf-search report``: tables, figures and an index of a study, from its storage alone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Write a study's tables (CSV/Markdown/LaTeX), figures and index.md, from the storage alone."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from aaf_search.search import DEFAULT_STORAGE
+
+    add = parser.add_argument
+    add("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL or journal:PATH (default: {DEFAULT_STORAGE})")
+    add("--study", help="the search's study (default: the storage's only search study)")
+    add("--out", type=Path, help="directory to write (default: aaf-runs/<study>/report)")
+    add("--svg", action="store_true", help="write every figure as SVG too")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aaf_search.analysis.report import write_report
+    from aaf_search.analysis.studies import load_companion, load_search_study
+    from aaf_search.search.driver import RUNS_DIR
+
+    study = load_search_study(args.storage, args.study)
+    out = args.out or RUNS_DIR / study.study_name / "report"
+    report = write_report(study, load_companion(study, args.storage), out, svg=args.svg)
+    print(f"{study.study_name}: {len(report.tables)} tables, {len(report.figures)} figures -> {report.index}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    return 0

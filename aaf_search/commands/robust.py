@@ -1,0 +1,49 @@
+"""``aaf-search robust``: re-train a study's top-K configurations and a baseline under several seeds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "Re-train the top-K configurations of a study and a baseline under several seeds; compare them."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from aaf_search.analysis.robust import DEFAULT_TOP_K, SEEDS
+    from aaf_search.search import BACKENDS, DEFAULT_STORAGE, default_backend
+
+    add = parser.add_argument
+    add("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL or journal:PATH (default: {DEFAULT_STORAGE})")
+    add("--study", help="the search's study (default: the storage's only search study)")
+    add("--top-k", type=int, default=DEFAULT_TOP_K, help=f"distinct complete configurations (default: {DEFAULT_TOP_K})")
+    add("--seeds", default=",".join(map(str, SEEDS)), help=f"comma-separated (default: {','.join(map(str, SEEDS))})")
+    add("--baseline", default="relu", help="the baseline's activation, in every slot (default: relu)")
+    add("--backend", default=default_backend(), help=f"{', '.join(BACKENDS)} (default: {default_backend()})")
+    add("--epochs", type=int, help="epochs per run (default: each configuration's own)")
+    add("--out", type=Path, help="where robust.csv/.md/.tex and the runs go (default: aaf-runs/<study>/robust)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from aaf_search.analysis import robust_table
+    from aaf_search.analysis.robust import RobustSettings, parse_seeds, run_robust
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    settings = RobustSettings(
+        storage=args.storage,
+        study=args.study,
+        top_k=args.top_k,
+        seeds=parse_seeds(args.seeds),
+        baseline=args.baseline,
+        backend=args.backend,
+        epochs=args.epochs,
+        out=args.out,
+    )
+    outcome = run_robust(settings, stream=sys.stderr)
+    result, written = robust_table.conclude(outcome)
+    print(robust_table.text(result))
+    print(f"ran {outcome.ran}, reused {outcome.reused}; wrote {', '.join(map(str, written))}")
+    print(f"study '{outcome.companion.study_name}' holds the runs and the summary (aaf-search dashboard shows it)")
+    return 0

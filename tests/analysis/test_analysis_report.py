@@ -1,0 +1,80 @@
+"""``aaf-search report``: every table and figure from the storage alone, notes for what it cannot draw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from small_study import fake_search, real_study
+from test_analysis_figures import _assert_png
+
+from aaf_search.cli import main
+
+ROWS = {"trials": 4, "leaderboard": 1, "robust": 3}  # 4 trials, all of one family here; top-2 + baseline
+TABLES = {
+    "trials": ["number", "state", "value", "last_reported", "family", "epochs_run", "test_accuracy", "act/family"],
+    "leaderboard": ["family", "trials", "complete", "pruned", "failed", "best", "median", "best_trial"],
+    "robust": ["config", "family", "mean ± std (%)", "95% CI", "worst", "n", "p (t)", "p (Wilcoxon)"],
+}
+FIGURES = ("history", "importances", "families", "curves", "shapes", "trajectories")
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_report_of_a_real_search_writes_every_table_and_figure(tmp_path: Path) -> None:
+    url = real_study(tmp_path)
+    out = tmp_path / "report"
+    assert main(["report", "--storage", url, "--out", str(out), "--svg"]) == 0
+
+    for name, columns in TABLES.items():
+        table = pd.read_csv(out / f"{name}.csv")
+        assert set(columns) <= set(table.columns), (name, list(table.columns))
+        assert len(table) == ROWS[name]
+        assert (out / f"{name}.md").read_text().startswith("| ")
+        assert r"\begin{tabular}" in (out / f"{name}.tex").read_text()
+    trials = pd.read_csv(out / "trials.csv")
+    assert set(trials["family"]) <= {"lincomb", "normlincomb"}
+    assert (trials["state"] == "COMPLETE").sum() >= 2  # importances need two
+    for name in FIGURES:
+        _assert_png([out / f"{name}.png"])
+        assert (out / f"{name}.svg").stat().st_size > 5_000
+    index = (out / "index.md").read_text()
+    assert "- space: lincomb_bases" in index
+    assert "- robust best: " in index
+    for name in FIGURES:
+        assert f"![{name}]({name}.png)" in index
+    for name in TABLES:
+        assert f"[csv]({name}.csv)" in index
+    assert "## Notes" not in index  # nothing skipped
+
+
+def test_a_one_trial_study_skips_what_needs_more_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    fake_search("journal:runs/study.log", trials=1)
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    index = Path("report/index.md").read_text()
+    assert "importances: skipped, parameter importances need 2+ complete trials, the study has 1" in index
+    assert "robust: no robustness table yet" in index
+    assert "- robust best: not computed (run aaf-search robust)" in index
+    # The fake's LinComb learned w = (0.5, 0.5, ...): shapes and trajectories are drawn from the study alone.
+    _assert_png([Path("report/shapes.png")])
+    _assert_png([Path("report/trajectories.png")])
+    assert "2 tables, 5 figures" in capsys.readouterr().out
+
+
+def test_unknown_study_lists_the_studies(capsys: pytest.CaptureFixture[str]) -> None:
+    fake_search("journal:runs/study.log", trials=1)
+    assert main(["report", "--storage", "journal:runs/study.log", "--study", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err == "aaf-search: error: no study 'nope' in the storage; studies: lincomb_bases\n"
+
+
+def test_missing_storage_file_is_not_created(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--storage", "sqlite:///nowhere.db"]) == 2
+    assert "no storage at 'nowhere.db'" in capsys.readouterr().err
+    assert not Path("nowhere.db").exists()
