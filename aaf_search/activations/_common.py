@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import torch
 from torch import Tensor, nn
 
+from aaf_search.activations import fused
 from aaf_search.activations.registry import Activation, ActivationError
 
 
@@ -15,13 +18,27 @@ class Elementwise(Activation):
     dtype. Why: a bf16 network whose activation parameters stay fp32 keeps bf16 activations (half the
     memory), while LEAF's and AHAF's ``p3 = γ = 2^16`` and APA's ``log λ`` are evaluated in fp32. When the
     whole module is cast (``.to(torch.bfloat16)``) everything runs in that dtype, as usual in PyTorch.
+
+    Families with a fused kernel (:mod:`aaf_search.activations.fused`) take that path when the
+    implementation switch selects it; ``compute`` stays the reference formula the fused one is tested
+    against.
     """
 
     def forward(self, x: Tensor) -> Tensor:
         if not x.is_floating_point():
             raise ActivationError(f"activation '{self.family}' needs a floating-point input, got {x.dtype}")
+        if self.param_names and fused.uses_fused(self.family, x):
+            return fused.apply(self.family, self.fused_options(), x, self.fused_params(x))
         work = self._work_dtype(x)
         return self.compute(x.to(work)).to(x.dtype)
+
+    def fused_options(self) -> Hashable:
+        """The static options the fused kernel is built for (part of its cache key); none by default."""
+        return None
+
+    def fused_params(self, x: Tensor) -> list[Tensor]:
+        """The parameters as the fused kernel takes them: each broadcastable to ``x``."""
+        return [broadcast(getattr(self, name), x) for name in self.param_names]
 
     def compute(self, x: Tensor) -> Tensor:
         """The activation, with ``x`` already in the working dtype."""

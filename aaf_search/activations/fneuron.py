@@ -137,5 +137,12 @@ class FNeuron(Elementwise):
     def compute(self, x: Tensor) -> Tensor:
         return interpolate(x, self.weights, self.interval)
 
+    def fused_options(self) -> tuple[int, tuple[float, float]]:
+        return (self.count, self.interval)
+
+    def fused_params(self, x: Tensor) -> list[Tensor]:
+        # The (*rows, K) weight table as it is: the kernel gathers from it (it does not broadcast).
+        return [self.weights]
+
     def extra_repr(self) -> str:
         return f"count={self.count}, interval={self.interval}"

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aaf_search.activations import fused
 from aaf_search.activations.registry import Activation, ActivationError, ParamShape, Reduction, register
 
 BN_EPS = 1e-6  # the original's BatchNorm2d(dim, eps=1e-6)
@@ -136,7 +137,13 @@ class LSLU(Activation):
         self.bn = nn.BatchNorm2d(channels, eps=BN_EPS)
 
     def elementwise(self, x: Tensor) -> Tensor:
-        """The element-wise series g(x) alone (any input shape)."""
+        """The element-wise series g(x) alone (any input shape).
+
+        With the fused implementation selected, the n ReLU-affine stages are one pass (one compiled
+        kernel forward, one backward) that keeps only ``x`` for backward, instead of 2n + 1 tensors.
+        """
+        if fused.uses_fused(self.family, x):
+            return fused.apply(self.family, self.n, x, [self.theta, self.omega])
         theta, omega = self.theta.to(x.dtype), self.omega.to(x.dtype)
         for i in range(self.n):
             x = theta[i] * F.relu(x) + omega[i]

@@ -191,6 +191,13 @@ class _Combination(_SeedActivation):
                 value = tensor.view(-1, *([1] * (self.w.ndim - 1))).expand_as(self.w)
         super().init_parameter(name, value)
 
+    def fused_options(self) -> tuple[str, ...]:
+        return self.bases
+
+    def fused_params(self, x: Tensor) -> list[Tensor]:
+        # One broadcast view per basis weight; autograd assembles their gradients back into w.
+        return [broadcast(self.w[i], x) for i in range(len(self.bases))]
+
     def weighted_sum(self, x: Tensor) -> Tensor:
         total = broadcast(self.w[0], x) * BASES[self.bases[0]](x)
         for i in range(1, len(self.bases)):

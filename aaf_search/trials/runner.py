@@ -93,9 +93,8 @@ def run_trial(
     apply_plan(model, config.plan, data.train_x[:2])
     if config.pretrain is not None:
         extra["patched_val_accuracy"] = evaluate(model, data.val_x, data.val_y)[1]
-        if config.pretrain.finetune == "activations":
-            if not freeze_all_but_activations(model):
-                raise UserError("fine-tuning activations only, but the plan puts no trainable activation in the model")
+        if config.pretrain.finetune == "activations" and not freeze_all_but_activations(model):
+            raise UserError("fine-tuning activations only, but the plan puts no trainable activation in the model")
     settings = FitSettings(
         optim=config.optim,
         epochs=config.epochs,

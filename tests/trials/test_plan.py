@@ -123,7 +123,11 @@ def test_freeze_all_but_activations_trains_only_activations() -> None:
 
 def test_summary_reports_mean_min_max_per_slot_and_parameter() -> None:
     model = TinyNet()
-    apply_plan(model, uniform_plan("prelu", shape="channel", init={"a": [0.1, 0.2, 0.3, 0.6]}, selectors=["stem.act"]), example())
+    apply_plan(
+        model,
+        uniform_plan("prelu", shape="channel", init={"a": [0.1, 0.2, 0.3, 0.6]}, selectors=["stem.act"]),
+        example(),
+    )
     summary = summarize_activation_params(model)
     assert list(summary) == ["stem.act"]
     assert summary["stem.act"]["a"] == pytest.approx({"mean": 0.3, "min": 0.1, "max": 0.6})

@@ -120,9 +120,7 @@ def test_p24sl_puts_leaf_p2_p4_in_a_slower_group() -> None:
 
 
 def test_dspu4_uses_two_optimisers_and_still_learns() -> None:
-    config = TrialConfig(
-        model="dnn2", epochs=3, device="cpu", plan=uniform_plan("ahaf"), optim=OptimConfig(dspu4=True)
-    )
+    config = TrialConfig(model="dnn2", epochs=3, device="cpu", plan=uniform_plan("ahaf"), optim=OptimConfig(dspu4=True))
     result = run_trial(config)
     assert result.val_accuracy > 0.8
 

@@ -1,0 +1,268 @@
+"""Fused implementations of the trainable element-wise activations, and the switch that selects them.
+
+Why: written the obvious eager way, a trainable activation launches one kernel per operation and autograd
+keeps every intermediate for the backward pass (CosLU: 5.6x ReLU's saved memory, LinComb 6.5x; see
+DESIGN.md). Here each family is ONE ``torch.autograd.Function`` that
+
+- saves only its input and its (tiny) parameters, and recomputes everything else in backward, so the
+  memory kept for backward equals SiLU's;
+- evaluates the forward as one fused expression and the backward (gradient w.r.t. the input and every
+  parameter, the parameter gradients summed to the parameter's shape) as another, from the hand-derived
+  formulas in :mod:`aaf_search.activations.fused_kernels`;
+- compiles both with ``torch.compile(dynamic=True)`` on CPU and CUDA, so a new batch size (the last,
+  smaller batch of an epoch) does not recompile; without a working compiler, or with compilation
+  switched off, the same formulas run eagerly (same memory, no speed-up).
+
+Compiled functions live in a process-wide cache keyed by (family, static options, device type, input
+dtype, parameter dtype): compilation is paid once per worker process and input rank, not per trial or
+module. Each key gets its own code object, so dynamo's per-code recompile limit (8) is never shared
+between families and dtypes.
+
+The switch (:func:`set_implementation`, or the environment variable ``AAF_ACTIVATION_IMPL``):
+
+- ``"eager"``: the reference modules, plain autograd;
+- ``"fused"``: the fused Function for every family that has one;
+- ``"auto"`` (default): fused where ``benchmarks/activations.py`` showed it faster than eager on that
+  device type (:data:`AUTO_FUSED`), eager elsewhere.
+
+``AAF_ACTIVATION_COMPILE=0`` (or ``set_implementation(..., compile=False)``) keeps the fused Function but
+runs its formulas eagerly. Inside an outer ``torch.compile`` (the whole model compiled) the reference
+formula is used, so the outer compiler sees plain operations it can fuse itself. Ray workers are separate
+processes: use the environment variable there (``set_implementation`` changes only the calling process).
+"""
+
+from __future__ import annotations
+
+import os
+import types
+import warnings
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+from aaf_search.activations.fused_kernels import KERNELS, Backward, Forward
+from aaf_search.activations.registry import ActivationError
+
+Implementation = Literal["eager", "fused", "auto"]
+IMPLEMENTATIONS: tuple[Implementation, ...] = ("eager", "fused", "auto")
+ENV_IMPL = "AAF_ACTIVATION_IMPL"
+ENV_COMPILE = "AAF_ACTIVATION_COMPILE"
+DEFAULT_IMPLEMENTATION: Implementation = "auto"
+COMPILED_DEVICES = ("cpu", "cuda")  # device types where torch.compile (inductor) generates fused kernels
+
+AUTO_FUSED: dict[tuple[str, bool], frozenset[str]] = {
+    # (device type, compiled) -> families for which "auto" picks the fused implementation: those where
+    # benchmarks/activations.py measured a faster training step than eager (4-conv net, fp32, batch 128,
+    # 2-core CPU: fused was faster for every family, 1.08x (ShiLU) to 2.3x (NormLinComb); see the README's benchmark
+    # section). Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry.
+    # Without compilation the fused formulas save memory but were not shown faster: eager.
+    ("cpu", True): frozenset(KERNELS),
+}
+
+_implementation: Implementation | None = None  # None: read the environment
+_compile: bool | None = None  # None: read the environment
+
+
+def set_implementation(impl: str | None, *, compile: bool | None = None) -> None:
+    """Select ``"eager"``, ``"fused"`` or ``"auto"`` for this process; ``None`` returns to the environment.
+
+    ``compile=False`` runs the fused formulas without ``torch.compile``; ``None`` reads
+    ``AAF_ACTIVATION_COMPILE`` (default on). Takes effect at the next forward call of every module.
+    """
+    global _implementation, _compile
+    _implementation = None if impl is None else _parse(impl, "set_implementation")
+    _compile = compile
+
+
+def implementation() -> Implementation:
+    """The selected implementation: :func:`set_implementation`, else ``AAF_ACTIVATION_IMPL``, else auto."""
+    if _implementation is not None:
+        return _implementation
+    value = os.environ.get(ENV_IMPL, "").strip()
+    return _parse(value, ENV_IMPL) if value else DEFAULT_IMPLEMENTATION
+
+
+def compile_enabled() -> bool:
+    """Whether the fused formulas are compiled (``AAF_ACTIVATION_COMPILE=0`` or ``compile=False``: no)."""
+    if _compile is not None:
+        return _compile
+    return os.environ.get(ENV_COMPILE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _parse(value: str, where: str) -> Implementation:
+    key = value.lower()
+    if key not in IMPLEMENTATIONS:
+        raise ActivationError(
+            f"{where}: unknown activation implementation '{value}'; choose one of: eager, fused, auto"
+        )
+    return cast(Implementation, key)
+
+
+def families() -> list[str]:
+    """The families that have a fused implementation."""
+    return sorted(KERNELS)
+
+
+def uses_fused(family: str, x: Tensor) -> bool:
+    """Whether a module of ``family`` should take the fused path for input ``x`` (checked per call)."""
+    if family not in KERNELS:
+        return False
+    impl = implementation()
+    if impl == "eager" or torch.compiler.is_compiling():
+        return False
+    if impl == "fused":
+        return True
+    if not torch.is_grad_enabled():
+        # Inference (validation passes, plots) saves nothing for backward, so the fused path's memory
+        # gain is nil, and compiling a separate inference graph would cost seconds for a few calls.
+        return False
+    compiled = compile_enabled() and x.device.type in COMPILED_DEVICES
+    return family in AUTO_FUSED.get((x.device.type, compiled), frozenset())
+
+
+def apply(family: str, options: Hashable, x: Tensor, params: Sequence[Tensor]) -> Tensor:
+    """The fused activation ``family`` of ``x``; ``params`` broadcast to ``x`` (or as the kernel expects).
+
+    Computes in the wider of the input's and the parameters' dtypes and returns the input's dtype, like
+    :class:`~aaf_search.activations._common.Elementwise`; the cast happens inside the fused kernel, so
+    a bf16 input is saved for backward in bf16.
+    """
+    kernel = get_kernel(family, options, x.device, x.dtype, params[0].dtype)
+    return cast(Tensor, _FusedFunction.apply(kernel, x, *params))
+
+
+class _FusedFunction(torch.autograd.Function):
+    """y = kernel.forward(x, *params); saves (x, *params) only, recomputes in backward."""
+
+    @staticmethod
+    def forward(kernel: Kernel, x: Tensor, *params: Tensor) -> Tensor:
+        return kernel.forward(x, *params)
+
+    @staticmethod
+    def setup_context(ctx: FunctionCtx, inputs: tuple[Any, ...], output: Tensor) -> None:
+        kernel, *tensors = inputs
+        ctx.kernel = kernel  # type: ignore[attr-defined]
+        ctx.save_for_backward(*tensors)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, *params = ctx.saved_tensors
+        grads = ctx.kernel.backward(grad, x, *params)
+        needed = ctx.needs_input_grad[1:]
+        return (None, *(g if need else None for g, need in zip(grads, needed, strict=True)))
+
+
+@dataclass
+class Kernel:
+    """One cache entry: a family's forward/backward for one (options, device type, dtypes), maybe compiled.
+
+    The wrappers cast to the working dtype and back inside the (compiled) function, so the casts fuse
+    into the kernel. A compilation failure (no C++ compiler, an unsupported op) is reported once and
+    the entry falls back to the eager formulas for good.
+    """
+
+    key: tuple[Hashable, ...]
+    eager_forward: Forward
+    eager_backward: Backward
+    compiled: bool
+    compiled_forward: Forward | None = None
+    compiled_backward: Backward | None = None
+    calls: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0})
+
+    def forward(self, x: Tensor, *params: Tensor) -> Tensor:
+        self.calls["forward"] += 1
+        if self.compiled_forward is not None:
+            try:
+                return self.compiled_forward(x, *params)
+            except Exception as exc:  # compilation problems surface as many exception types
+                self._give_up(exc)
+        return self.eager_forward(x, *params)
+
+    def backward(self, grad: Tensor, x: Tensor, *params: Tensor) -> tuple[Tensor, ...]:
+        self.calls["backward"] += 1
+        if self.compiled_backward is not None:
+            try:
+                return self.compiled_backward(grad, x, *params)
+            except Exception as exc:
+                self._give_up(exc)
+        return self.eager_backward(grad, x, *params)
+
+    def _give_up(self, exc: Exception) -> None:
+        # The eager formulas are re-run right after this: an error that is not about compilation (a bad
+        # input) is raised again from there, with the eager traceback.
+        warnings.warn(
+            f"aaf_search: compiling the fused activation {self.key} failed ({type(exc).__name__}: {exc}); "
+            "using the eager formulas (set AAF_ACTIVATION_COMPILE=0 to skip compiling)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        self.compiled, self.compiled_forward, self.compiled_backward = False, None, None
+
+
+_CACHE: dict[tuple[Hashable, ...], Kernel] = {}
+
+
+def get_kernel(
+    family: str, options: Hashable, device: torch.device, dtype: torch.dtype, param_dtype: torch.dtype
+) -> Kernel:
+    """The cached kernel for this key, built (and wrapped in ``torch.compile``) on first use."""
+    compiled = compile_enabled() and device.type in COMPILED_DEVICES
+    key = (family, options, device.type, dtype, param_dtype, compiled)
+    kernel = _CACHE.get(key)
+    if kernel is None:
+        forward, backward = KERNELS[family].build(options)
+        work = torch.promote_types(dtype, param_dtype)
+        eager_forward, eager_backward = _with_casts(forward, backward, work)
+        kernel = Kernel(key, eager_forward, eager_backward, compiled)
+        if compiled:
+            tag = _tag(family, dtype, param_dtype, len(_CACHE))
+            # dynamic=True: one graph for every batch size; size-1 dims (scalar parameters) stay static.
+            kernel.compiled_forward = torch.compile(_fresh(eager_forward, f"{tag}_fwd"), dynamic=True, fullgraph=True)
+            kernel.compiled_backward = torch.compile(_fresh(eager_backward, f"{tag}_bwd"), dynamic=True, fullgraph=True)
+        _CACHE[key] = kernel
+    return kernel
+
+
+def _with_casts(forward: Forward, backward: Backward, work: torch.dtype) -> tuple[Forward, Backward]:
+    def fused_forward(x: Tensor, *params: Tensor) -> Tensor:
+        return forward(x.to(work), *(p.to(work) for p in params)).to(x.dtype)
+
+    def fused_backward(grad: Tensor, x: Tensor, *params: Tensor) -> tuple[Tensor, ...]:
+        gx, *gparams = backward(grad.to(work), x.to(work), *(p.to(work) for p in params))
+        return (gx.to(x.dtype), *(g.to(p.dtype) for g, p in zip(gparams, params, strict=True)))
+
+    return fused_forward, fused_backward
+
+
+def _fresh(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """A copy of ``fn`` with its own code object (named ``name``).
+
+    Dynamo caches compiled graphs on the code object and allows 8 per code object; every kernel shares
+    the code of the ``_with_casts`` wrappers, so without a copy 8 (family, dtype, rank) combinations
+    would exhaust the limit and the rest would silently run uncompiled.
+    """
+    assert isinstance(fn, types.FunctionType)
+    code = fn.__code__.replace(co_name=name)
+    copy = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = name
+    return copy
+
+
+def _tag(family: str, dtype: torch.dtype, param_dtype: torch.dtype, number: int) -> str:
+    short = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16", torch.float16: "f16"}
+    return f"aaf_{family}_{short.get(dtype, 'x')}_{short.get(param_dtype, 'x')}_{number}"
+
+
+def cache_info() -> dict[tuple[Hashable, ...], dict[str, int]]:
+    """Call counts per cached kernel key (for tests and benchmarks)."""
+    return {key: dict(kernel.calls) for key, kernel in _CACHE.items()}
+
+
+def clear_cache() -> None:
+    """Drop every cached kernel (the next call builds, and recompiles, again)."""
+    _CACHE.clear()

@@ -1,0 +1,258 @@
+"""Training-step time and saved-for-backward memory of every trainable activation, eager vs fused.
+
+    python benchmarks/activations.py                       # every fused family, CPU (+ CUDA bf16 if present)
+    python benchmarks/activations.py --quick               # fewer repeats, for a busy machine
+    python benchmarks/activations.py --families coslu apa --repeats 9
+
+One training step (forward, cross-entropy, backward, SGD step) of a 4-conv CIFAR-shaped network (input
+3x32x32, batch 128; fp32 on CPU, bf16 autocast on CUDA) whose four activation slots all hold the same
+family (shape "layer"). Each family runs with the eager reference modules and with the fused kernels
+(``aaf_search.activations.set_implementation``); the same network with ReLU and with SiLU runs in the same
+session. Configurations are interleaved (one timing block of each per round, for ``--repeats`` rounds)
+and the median per configuration is reported, so a colleague's job on a shared CPU slows every
+configuration alike instead of one of them.
+
+Saved memory is what autograd keeps for backward: the bytes of the unique storages packed by
+``torch.autograd.graph.saved_tensors_hooks`` during one forward pass (so a tensor saved by two
+operations, e.g. a ReLU output that the next conv also saves, counts once).
+
+Targets (issue 6): fused time <= 1.15x the SiLU network's and saved memory <= SiLU's. The fused path
+saves the activation parameters (a few bytes) besides the input, so "<= SiLU" is checked to 0.1 %.
+The first-step column is the first step of a configuration in this process: for "fused" it includes
+torch.compile (cold: no on-disk inductor cache yet; warm: cached by an earlier run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aaf_search import activations
+from aaf_search.activations import fused
+
+BATCH = 128  # images per step
+IMAGE = (3, 32, 32)  # CIFAR-shaped input
+CLASSES = 10
+WIDTHS = (16, 32, 32, 64)  # output channels of the four 3x3 convs; a 2x2 max-pool after the 2nd and 4th
+LR = 0.01  # SGD learning rate (the value is irrelevant to timing; a step must still update the weights)
+TIME_TARGET = 1.15  # fused step time / SiLU step time must be at most this
+MEMORY_SLACK = 1.001  # fused saved memory / SiLU's: the saved activation parameters are a few bytes
+
+
+class Net(nn.Module):
+    """conv-act-conv-act-pool-conv-act-conv-act-pool-linear, every act built by ``make_act(channels)``."""
+
+    def __init__(self, make_act: Callable[[int], nn.Module]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = IMAGE[0]
+        for i, width in enumerate(WIDTHS):
+            layers += [nn.Conv2d(channels, width, 3, padding=1), make_act(width)]
+            if i % 2 == 1:
+                layers.append(nn.MaxPool2d(2))
+            channels = width
+        self.features = nn.Sequential(*layers)
+        side = IMAGE[1] // 4
+        self.head = nn.Linear(channels * side * side, CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+@dataclass
+class Config:
+    """One network to time: an activation family under one implementation."""
+
+    family: str
+    impl: str  # "eager" or "fused"
+    net: Net
+    optimizer: torch.optim.Optimizer
+    times: list[float] = field(default_factory=list)  # seconds per step, one entry per round
+    first_step: float = 0.0  # seconds of the very first step (compilation included)
+    saved_bytes: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}/{self.impl}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where and how the steps run."""
+
+    device: torch.device
+    autocast: torch.dtype | None  # bf16 autocast on CUDA; None = plain fp32
+
+    @property
+    def name(self) -> str:
+        return f"{self.device.type} " + ("bf16 autocast" if self.autocast is not None else "fp32")
+
+
+def make_config(family: str, impl: str, setting: Setting) -> Config:
+    torch.manual_seed(0)
+
+    def make_act(channels: int) -> nn.Module:
+        return activations.create(family, shape="layer", channels=channels)
+
+    net = Net(make_act).to(setting.device)
+    return Config(family, impl, net, torch.optim.SGD(net.parameters(), lr=LR))
+
+
+@contextmanager
+def implementation(impl: str) -> Iterator[None]:
+    fused.set_implementation(impl)
+    try:
+        yield
+    finally:
+        fused.set_implementation(None)
+
+
+def step(config: Config, x: Tensor, y: Tensor, setting: Setting) -> None:
+    with torch.autocast(setting.device.type, dtype=setting.autocast, enabled=setting.autocast is not None):
+        loss = F.cross_entropy(config.net(x), y)
+    loss.backward()
+    config.optimizer.step()
+    config.optimizer.zero_grad(set_to_none=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def saved_bytes(config: Config, x: Tensor, setting: Setting) -> int:
+    """Bytes of the unique storages autograd saves for backward during one forward pass."""
+    storages: dict[tuple[int, torch.device], int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        storages[(storage.data_ptr(), t.device)] = storage.nbytes()
+        return t
+
+    with (
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        torch.autocast(setting.device.type, dtype=setting.autocast, enabled=setting.autocast is not None),
+    ):
+        loss = F.cross_entropy(config.net(x), torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+    loss.backward()
+    config.optimizer.zero_grad(set_to_none=True)
+    return sum(storages.values())
+
+
+def run(setting: Setting, families: Sequence[str], repeats: int, steps: int) -> list[Config]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(BATCH, *IMAGE, generator=generator).to(setting.device)
+    y = torch.randint(0, CLASSES, (BATCH,), generator=generator).to(setting.device)
+    configs = [make_config("relu", "eager", setting), make_config("silu", "eager", setting)]
+    configs += [make_config(f, impl, setting) for f in families for impl in ("eager", "fused")]
+    for config in configs:
+        with implementation(config.impl):
+            sync(setting.device)
+            start = time.perf_counter()
+            step(config, x, y, setting)  # the first step: allocations, and compilation for "fused"
+            sync(setting.device)
+            config.first_step = time.perf_counter() - start
+            step(config, x, y, setting)
+            config.saved_bytes = saved_bytes(config, x, setting)
+        print(f"  warmed up {config.label:<22} first step {config.first_step:6.2f} s", file=sys.stderr)
+    for round_ in range(repeats):
+        for config in configs:
+            with implementation(config.impl):
+                sync(setting.device)
+                start = time.perf_counter()
+                for _ in range(steps):
+                    step(config, x, y, setting)
+                sync(setting.device)
+                config.times.append((time.perf_counter() - start) / steps)
+        print(f"  round {round_ + 1}/{repeats} done", file=sys.stderr)
+    return configs
+
+
+def report(setting: Setting, configs: list[Config]) -> None:
+    median = {c.label: statistics.median(c.times) for c in configs}
+    relu_t, silu_t = median["relu/eager"], median["silu/eager"]
+    relu_m = next(c.saved_bytes for c in configs if c.label == "relu/eager")
+    silu_m = next(c.saved_bytes for c in configs if c.label == "silu/eager")
+    print(f"\n{setting.name}: step time and saved-for-backward memory, medians over {len(configs[0].times)} rounds")
+    header = (
+        f"{'family':<15}{'impl':<7}{'ms/step':>9}{'xReLU':>8}{'xSiLU':>8}"
+        f"{'saved MB':>10}{'xReLU':>8}{'xSiLU':>8}{'1st step s':>12}  target"
+    )
+    print(header)
+    print("-" * len(header))
+    for c in configs:
+        t, m = median[c.label], c.saved_bytes
+        meets = ""
+        if c.impl == "fused":
+            misses = [
+                name
+                for name, ok in (("time", t <= TIME_TARGET * silu_t), ("memory", m <= MEMORY_SLACK * silu_m))
+                if not ok
+            ]
+            meets = f"no ({', '.join(misses)})" if misses else "yes"
+        print(
+            f"{c.family:<15}{c.impl:<7}{1e3 * t:9.1f}{t / relu_t:8.2f}{t / silu_t:8.2f}"
+            f"{m / 2**20:10.1f}{m / relu_m:8.2f}{m / silu_m:8.2f}{c.first_step:12.2f}  {meets}"
+        )
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"CPU: {cpu}, {torch.get_num_threads()} torch threads; torch {torch.__version__}"
+    text += f"; Python {platform.python_version()}"
+    if device.type == "cuda":
+        text += f"; GPU: {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--families", nargs="+", default=fused.families(), choices=fused.families(), metavar="NAME")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (median over them)")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per configuration per round")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 2 steps (overrides --repeats/--steps)")
+    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all: CPU, and CUDA if present")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.steps = 3, 2
+    if args.repeats < 1 or args.steps < 1:
+        parser.error("--repeats and --steps must be >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    settings = []
+    if args.device in ("all", "cpu"):
+        settings.append(Setting(torch.device("cpu"), None))
+    if args.device in ("all", "cuda") and torch.cuda.is_available():
+        settings.append(Setting(torch.device("cuda"), torch.bfloat16))
+    for setting in settings:
+        print(machine(setting.device))
+        print(f"network: 4 conv {WIDTHS} + linear, input {BATCH}x{'x'.join(map(str, IMAGE))}, SGD step")
+        report(setting, run(setting, args.families, args.repeats, args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

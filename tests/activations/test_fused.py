@@ -1,0 +1,366 @@
+"""The fused activations: same values and gradients as the eager reference, less memory, one switch.
+
+Most tests run the fused ``autograd.Function`` with compilation off (the same formulas, eagerly): that is
+fast and checks every formula and every gradient. The few tests that compile are marked slow.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from activation_cases import away_from
+from torch import Tensor
+from torch.func import functional_call
+
+from aaf_search import activations
+from aaf_search.activations import fused, fused_kernels
+from aaf_search.activations.apa import LAMBDA_MIN
+from aaf_search.activations.fneuron import knots
+from aaf_search.activations.lslu import LSLU
+from aaf_search.activations.pishchik import BASES
+from aaf_search.activations.registry import Activation, ActivationError, InitSpec, ParamShape, apply_init
+
+FAMILIES = fused.families()
+
+# family -> (init away from any reduction, build options, kinks of the input to avoid)
+CASES: dict[str, tuple[InitSpec, dict[str, Any], list[float]]] = {
+    "coslu": ({"a": 0.7, "b": 1.3}, {}, []),
+    "sinlu": ({"a": 0.7, "b": 1.3}, {}, []),
+    "delu": ({"n": 0.4}, {}, [0.0]),
+    "lincomb": ({"w": [0.3, -0.2, 0.5, 0.1]}, {}, [0.0]),
+    "normlincomb": ({"w": [0.5, 0.2, 0.9, 0.4]}, {}, [0.0]),
+    "relun": ({"n": 1.3}, {}, [0.0, 1.3]),
+    "scaledsoftsign": ({"alpha": 1.2, "beta": 0.8}, {}, []),
+    "shilu": ({"alpha": 1.2, "beta": 0.3}, {}, [0.0]),
+    "ahaf": ({"beta": 1.1, "gamma": 1.7}, {}, []),
+    "leaf": ({"p1": 0.8, "p2": 0.3, "p3": 1.4, "p4": -0.2}, {}, []),
+    "fneuron": ("random", {"count": 6, "interval": (-2.0, 2.0)}, []),
+    "apa": ({"lambda": 0.6, "kappa": 0.8}, {}, []),
+    "aglu": ({"lambda": 0.6, "kappa": 1.2}, {}, []),
+    "lslu": ({"theta": [0.7, 1.3], "omega": [0.2, -0.1]}, {"n": 2}, [0.0]),
+}
+SHAPE_CASES = [(name, mode) for name in FAMILIES for mode in activations.get(name).shapes]
+
+
+@pytest.fixture(autouse=True)
+def _restore_switch() -> Any:
+    yield
+    fused.set_implementation(None)
+
+
+def _input_shape(name: str) -> tuple[int, ...]:
+    return (2, 2, 4, 4) if name == "lslu" else (3, 2, 4)
+
+
+def _build(name: str, mode: ParamShape, dtype: torch.dtype = torch.float64) -> Activation:
+    """The CASES module for inputs of ``_input_shape(name)``; parameters moved off their init per element."""
+    init, options, _ = CASES[name]
+    input_shape = _input_shape(name)[1:]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = activations.create(name, shape=mode, channels=input_shape[0], input_shape=input_shape, **options)
+        module = module.to(dtype)
+        apply_init(module, init)
+        with torch.no_grad():
+            for pname in module.param_names:
+                param = getattr(module, pname)
+                # Distinct values per channel/neuron, so a wrong reduction axis cannot go unnoticed.
+                param.mul_(1 + 0.2 * torch.rand(param.shape, dtype=dtype))
+            if isinstance(module, LSLU):
+                module.bn.weight.uniform_(0.5, 1.5)
+                module.bn.bias.uniform_(-0.5, 0.5)
+    return module
+
+
+def _input(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> Tensor:
+    shape = _input_shape(name)
+    generator = torch.Generator().manual_seed(seed)
+    if name == "fneuron":
+        # Inside the segments between knots (fraction 0.2..0.8), plus points outside the interval.
+        k = knots(6, (-2.0, 2.0))
+        segment = torch.randint(0, len(k) - 1, shape, generator=generator)
+        x = k[segment] + (0.2 + 0.6 * torch.rand(shape, generator=generator, dtype=torch.float64)) * (k[1] - k[0])
+        x.view(-1)[:2] = torch.tensor([-2.7, 3.1])
+        return x.to(dtype)
+    x = 2.5 * torch.randn(shape, generator=generator, dtype=torch.float64)
+    return away_from(x, CASES[name][2], 0.05).to(dtype)
+
+
+def _value_and_grads(module: Activation, x: Tensor, impl: str) -> tuple[Tensor, list[Tensor]]:
+    fused.set_implementation(impl, compile=False)
+    x = x.detach().clone().requires_grad_(True)
+    out = module(x)
+    # A non-uniform upstream gradient, so each element's weight in the parameter sums matters.
+    weight = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype).view(out.shape)
+    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
+    return out.detach(), [g.detach() for g in grads]
+
+
+def _assert_close_scaled(actual: Tensor, expected: Tensor, rel: float, what: str) -> None:
+    """|actual - expected| <= rel · max(1, max|expected|): a tolerance relative to the tensor's scale."""
+    scale = max(1.0, expected.abs().max().item())
+    error = (actual.double() - expected.double()).abs().max().item()
+    assert error <= rel * scale, f"{what}: max error {error:.3g} > {rel * scale:.3g}"
+
+
+def test_every_trainable_family_but_prelu_has_a_fused_kernel() -> None:
+    assert set(FAMILIES) == set(activations.names(trainable=True)) - {"prelu"}
+    assert set(CASES) == set(FAMILIES)
+
+
+def test_kernel_tables_match_the_families() -> None:
+    assert set(fused_kernels.BASIS_DERIVATIVES) == set(BASES)
+    assert fused_kernels.LAMBDA_MIN == LAMBDA_MIN
+
+
+@pytest.mark.parametrize(("name", "mode"), SHAPE_CASES)
+def test_fused_takes_the_fused_path_and_saves_only_input_and_parameters(name: str, mode: ParamShape) -> None:
+    module = _build(name, mode, torch.float32)
+    x = _input(name, torch.float32).requires_grad_(True)
+    fused.set_implementation("fused", compile=False)
+    saved: list[Tensor] = []
+
+    def pack(t: Tensor) -> Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module.elementwise(x) if isinstance(module, LSLU) else module(x)
+    assert type(out.grad_fn).__name__ == "_FusedFunctionBackward"
+    assert saved[0] is x  # the input itself, not a cast copy or an intermediate
+    storages = {t.untyped_storage().data_ptr() for t in saved[1:]}
+    assert storages == {p.untyped_storage().data_ptr() for p in module.learned_parameters().values()}
+
+
+@pytest.mark.parametrize(("name", "mode"), SHAPE_CASES)
+def test_gradcheck_float64_and_equal_to_eager_autograd(name: str, mode: ParamShape) -> None:
+    module = _build(name, mode)
+    x = _input(name)
+    names = [n for n, _ in module.named_parameters()]
+    params = [p.detach().clone().requires_grad_(True) for _, p in module.named_parameters()]
+
+    def fn(inp: Tensor, *values: Tensor) -> Tensor:
+        if isinstance(module, LSLU):
+            # Only the series is fused; gradchecking the conv and BatchNorm around it again costs 10 s.
+            theta, omega = (values[names.index(n)] for n in ("theta", "omega"))
+            return fused.apply("lslu", module.n, inp, [theta, omega])
+        return functional_call(module, dict(zip(names, values, strict=True)), (inp,))
+
+    fused.set_implementation("fused", compile=False)
+    assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(True), *params), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+    eager_out, eager_grads = _value_and_grads(module, x, "eager")
+    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    torch.testing.assert_close(fused_out, eager_out, atol=1e-12, rtol=1e-12)
+    for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
+        torch.testing.assert_close(g_fused, g_eager, atol=1e-10, rtol=1e-10)
+    assert eager_out.abs().max() > 0.1  # non-trivial values, not zeros against zeros
+
+
+# Relative tolerances (of each tensor's scale) for float32 and bfloat16, vs the eager module in that dtype.
+DTYPE_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("dtype", list(DTYPE_TOLERANCE), ids=str)
+@pytest.mark.parametrize("params_fp32", [False, True], ids=["module-cast", "fp32-params"])
+def test_values_and_grads_agree_in_low_precision(name: str, dtype: torch.dtype, params_fp32: bool) -> None:
+    mode: ParamShape = "channel" if "channel" in activations.get(name).shapes else "layer"
+    module = _build(name, mode, torch.float32 if params_fp32 else dtype)
+    x = _input(name, dtype, seed=1)
+    eager_out, eager_grads = _value_and_grads(module, x, "eager")
+    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    assert fused_out.dtype == dtype and fused_grads[0].dtype == dtype
+    rel = DTYPE_TOLERANCE[dtype]
+    _assert_close_scaled(fused_out, eager_out, rel, "output")
+    for i, (g_fused, g_eager) in enumerate(zip(fused_grads, eager_grads, strict=True)):
+        assert g_fused.dtype == g_eager.dtype
+        # Parameter gradients are sums over every element: bf16 rounding of the summands adds up.
+        _assert_close_scaled(g_fused, g_eager, rel if i == 0 else 2 * rel, f"gradient {i}")
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if "channel" in activations.get(n).shapes])
+def test_channel_parameters_broadcast_over_dim_1_for_any_rank(name: str) -> None:
+    # Built knowing only the channel count: (C, 1, 1) parameters used on (N, C) and (N, C, L) inputs.
+    module = activations.create(name, shape="channel", channels=3, **CASES[name][1])
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.rand(p.shape, generator=torch.Generator().manual_seed(2)))
+    for shape in [(5, 3), (5, 3, 4), (2, 3, 4, 4)]:
+        x = 2 * torch.randn(shape, generator=torch.Generator().manual_seed(3))
+        eager_out, eager_grads = _value_and_grads(module, x, "eager")
+        fused_out, fused_grads = _value_and_grads(module, x, "fused")
+        torch.testing.assert_close(fused_out, eager_out)
+        for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
+            torch.testing.assert_close(g_fused, g_eager, atol=1e-5, rtol=1e-5)
+
+
+def test_every_lincomb_basis_has_the_right_derivative() -> None:
+    module = activations.create("lincomb", bases=tuple(BASES), init={"w": [0.1 * (i + 1) for i in range(len(BASES))]})
+    module = module.double()
+    x = away_from(3 * torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4)), [0.0], 0.05)
+    x = torch.cat([x, torch.tensor([[25.0, -25.0, 21.0]], dtype=torch.float64)])  # softplus past its threshold
+    eager_out, eager_grads = _value_and_grads(module, x, "eager")
+    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    torch.testing.assert_close(fused_out, eager_out)
+    for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
+        torch.testing.assert_close(g_fused, g_eager)
+
+
+def test_kinks_follow_autograd_conventions() -> None:
+    # Exactly at the kinks the derivative is a convention; fused must pick autograd's, not its own.
+    x = torch.tensor([-1.0, 0.0, 0.5, 1.3, 2.0], dtype=torch.float64)
+    for name, init in [("relun", {"n": 1.3}), ("shilu", {"alpha": 1.5, "beta": 0.2}), ("delu", {"n": 0.4})]:
+        module = activations.create(name, init=init).double()
+        eager_out, eager_grads = _value_and_grads(module, x, "eager")
+        fused_out, fused_grads = _value_and_grads(module, x, "fused")
+        torch.testing.assert_close(fused_out, eager_out, atol=0, rtol=0)
+        for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
+            torch.testing.assert_close(g_fused, g_eager, atol=1e-15, rtol=0)
+    # ReLUN at x == n: torch.minimum splits the gradient 1/2 to x and 1/2 to n.
+    module = activations.create("relun", init={"n": 1.3}).double()
+    tie = module.learned_parameters()["n"].clone()  # exactly n (1.3 in float32, widened)
+    for impl in ("eager", "fused"):
+        _, grads = _value_and_grads(module, tie, impl)
+        assert grads[0].item() == -0.5 and grads[1].item() == -0.5  # upstream gradient -1, split
+
+
+def test_apa_lambda_below_the_clamp_gets_no_gradient() -> None:
+    module = activations.create("apa", init={"lambda": 1e-6, "kappa": 0.7}).double()
+    x = torch.linspace(-4, 4, 33, dtype=torch.float64)
+    eager_out, eager_grads = _value_and_grads(module, x, "eager")
+    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    torch.testing.assert_close(fused_out, eager_out)
+    assert fused_grads[1].item() == 0.0 == eager_grads[1].item()
+    torch.testing.assert_close(fused_grads[2], eager_grads[2])
+
+
+def test_lslu_fused_series_reductions_and_deploy_fusion() -> None:
+    fused.set_implementation("fused", compile=False)
+    module = activations.create("lslu", channels=3, n=3, init={"theta": [0.5, 2.0, 1.5], "omega": [0.0, 0.0, 0.0]})
+    assert isinstance(module, LSLU)
+    x = torch.linspace(-3, 3, 61).view(1, 1, 1, -1).expand(2, 3, 2, -1)
+    # One pass of the series equals 1.5·ReLU here (ω = 0, Πθ = 1.5), with the fused path taken.
+    series = module.elementwise(x)
+    assert type(series.grad_fn).__name__ == "_FusedFunctionBackward"
+    torch.testing.assert_close(series, 1.5 * torch.relu(x))
+    with torch.no_grad():
+        module.weight.normal_(0.0, 0.3)
+        for _ in range(3):
+            module(torch.randn(4, 3, 6, 6))
+    module.eval()
+    probe = 3 * torch.randn(2, 3, 7, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(module.fuse()(probe), module(probe), atol=1e-5, rtol=1e-5)
+
+
+def test_switch_reads_the_environment_and_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused.set_implementation(None)
+    monkeypatch.setenv(fused.ENV_IMPL, "FUSED")
+    assert fused.implementation() == "fused" and activations.implementation() == "fused"
+    monkeypatch.delenv(fused.ENV_IMPL)
+    assert fused.implementation() == "auto"
+    monkeypatch.setenv(fused.ENV_IMPL, "fast")
+    with pytest.raises(ActivationError, match="choose one of: eager, fused, auto"):
+        fused.implementation()
+    with pytest.raises(ActivationError, match="unknown activation implementation 'triton'"):
+        activations.set_implementation("triton")
+    activations.set_implementation("eager")  # the explicit choice wins over the (bad) environment
+    assert fused.implementation() == "eager"
+    monkeypatch.setenv(fused.ENV_COMPILE, "0")
+    assert not fused.compile_enabled()
+    monkeypatch.setenv(fused.ENV_COMPILE, "1")
+    assert fused.compile_enabled()
+    fused.set_implementation("fused", compile=False)
+    assert not fused.compile_enabled()
+
+
+def test_auto_uses_fused_only_where_it_was_measured_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.zeros(2, 3)
+    fused.set_implementation("auto", compile=True)
+    monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", True), frozenset({"coslu"}))
+    assert fused.uses_fused("coslu", x)
+    assert not fused.uses_fused("apa", x)
+    assert not fused.uses_fused("silu", x)  # no kernel: always eager
+    with torch.no_grad():  # inference saves nothing for backward: no compile for a few calls
+        assert not fused.uses_fused("coslu", x)
+    fused.set_implementation("auto", compile=False)  # the measured speed-up needs compilation
+    assert not fused.uses_fused("coslu", x)
+    fused.set_implementation("fused", compile=False)
+    assert fused.uses_fused("apa", x) and not fused.uses_fused("prelu", x)
+    fused.set_implementation("eager")
+    assert not fused.uses_fused("coslu", x)
+
+
+def test_a_failing_compilation_falls_back_to_eager_with_a_warning() -> None:
+    fused.clear_cache()
+    fused.set_implementation("fused", compile=False)
+    module = activations.create("coslu", init={"a": 0.5, "b": 2.0})
+    x = torch.randn(4, 3)
+    expected = module(x)
+    kernel = fused.get_kernel("coslu", None, x.device, x.dtype, torch.float32)
+
+    def broken(*args: Tensor) -> Tensor:
+        raise RuntimeError("no C++ compiler")
+
+    kernel.compiled_forward = broken
+    with pytest.warns(RuntimeWarning, match="no C.. compiler.*eager formulas"):
+        torch.testing.assert_close(module(x), expected)
+    assert kernel.compiled_forward is None and not kernel.compiled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported once, not on every call
+        module(x)
+    fused.clear_cache()
+
+
+def _fwd_bwd(module: Activation, x: Tensor) -> list[Tensor]:
+    x = x.detach().clone().requires_grad_(True)
+    out = module(x)
+    grads = torch.autograd.grad((out * out).sum(), [x, *module.parameters()])
+    return [out.detach(), *grads]
+
+
+@pytest.mark.slow
+def test_compiled_kernels_are_reused_across_modules_and_batch_sizes() -> None:
+    from torch._dynamo.utils import counters
+
+    fused.clear_cache()
+    fused.set_implementation("fused", compile=True)
+    first = activations.create("coslu", shape="channel", channels=4, init={"a": 0.7, "b": 1.3})
+    x = torch.randn(8, 4, 5, 5)
+    outputs = _fwd_bwd(first, x)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 2  # forward and backward were compiled
+
+    # A second trial: a new module of the same family, another batch size, reuses the compiled code.
+    second = activations.create("coslu", shape="channel", channels=4, init={"a": 0.4, "b": 0.9})
+    again = _fwd_bwd(second, torch.randn(13, 4, 5, 5))
+    assert counters["stats"]["unique_graphs"] == graphs
+    (kernel,) = (k for k in fused._CACHE.values() if k.key[0] == "coslu")
+    assert kernel.compiled and kernel.calls == {"forward": 2, "backward": 2}
+
+    fused.set_implementation("eager")
+    for compiled, eager in zip(outputs, _fwd_bwd(first, x), strict=True):
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    assert again[0].shape == (13, 4, 5, 5)
+    fused.clear_cache()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fneuron", "lslu"])
+def test_compiled_gather_and_series_kernels_match_eager(name: str) -> None:
+    # The two kernels that are not plain pointwise maths: F-neuron's gather + index_add, LSLU's loop.
+    fused.clear_cache()
+    module = _build(name, "layer", torch.float32)
+    x = _input(name, torch.float32)
+    fused.set_implementation("eager")
+    expected = _fwd_bwd(module, x)
+    fused.set_implementation("fused", compile=True)
+    actual = _fwd_bwd(module, x)
+    assert all(k.compiled for k in fused._CACHE.values())
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+    fused.clear_cache()
