@@ -60,7 +60,9 @@ AUTO_FUSED: dict[tuple[str, bool], frozenset[str]] = {
     # 2-core CPU: fused was faster for every family, 1.08x (ShiLU) to 2.3x (NormLinComb); see the README's benchmark
     # section). Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry.
     # Without compilation the fused formulas save memory but were not shown faster: eager.
-    ("cpu", True): frozenset(KERNELS),
+    # LSLU stays eager: its depthwise conv dominates the step (fused: 5.4x -> 3.8x SiLU), and every series
+    # length n is a separate kernel, so a search over n would pay a compilation in nearly every trial.
+    ("cpu", True): frozenset(KERNELS) - {"lslu"},
 }
 
 _implementation: Implementation | None = None  # None: read the environment

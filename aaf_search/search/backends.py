@@ -38,7 +38,13 @@ def _local() -> Backend:
     return LocalBackend()
 
 
-BACKENDS: dict[str, BackendFactory] = {"local": _local}
+def _ray() -> Backend:
+    from aaf_search.search.ray_backend import RayBackend
+
+    return RayBackend()
+
+
+BACKENDS: dict[str, BackendFactory] = {"local": _local, "ray": _ray}
 
 
 def default_backend() -> str:

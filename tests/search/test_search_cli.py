@@ -43,7 +43,7 @@ def snapshot(study: optuna.Study) -> tuple[object, ...]:
         (["--space", "trainable_zoo", "--objectives", "params"], "--objectives must start with accuracy"),
         (["--space", "trainable_zoo", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
         (["--space", "trainable_zoo", "--sampler", "grid"], "sampler 'grid' needs finite choices"),
-        (["--space", "trainable_zoo", "--address", "10.0.0.1:6379"], "--address is a Ray option"),
+        (["--space", "trainable_zoo", "--backend", "local", "--address", "10.0.0.1:6379"], "--address is a Ray option"),
         (
             ["--space", "leaf_init", "--study", "trainable_zoo"],
             "study 'trainable_zoo' was created by space 'trainable_zoo'",
@@ -74,12 +74,6 @@ def test_unreachable_storage_is_one_line_and_exit_2(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert err.startswith("aaf-search: error: cannot ") and err.count("\n") == 1
     assert "secret" not in err  # passwords never reach the terminal
-
-
-def test_explicit_ray_backend_is_not_registered_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["search", "--space", "trainable_zoo", "--backend", "ray"]) == 2
-    assert "unknown backend 'ray'; choose one of: local" in capsys.readouterr().err
-    assert not Path("aaf-runs").exists()  # nothing created before the check
 
 
 def test_export_writes_the_ranked_trial(existing_study: optuna.Study, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +110,7 @@ def test_search_end_to_end_on_digits(odd_pruner: str, capsys: pytest.CaptureFixt
     """The real runner: complete and pruned trials, then the exported config reproduces its score."""
     from aaf_search.trials.runner import run_trial
 
-    args = ["--space", "trainable_zoo", "--trials", "4", "--epochs", "2", "--sampler", "random"]
+    args = ["--space", "trainable_zoo", "--trials", "4", "--epochs", "2", "--sampler", "random", "--backend", "local"]
     assert main([*args, "--pruner", odd_pruner, "--storage", STORAGE, "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "study 'trainable_zoo' (space trainable_zoo): 2 complete, 2 pruned, 0 failed" in out

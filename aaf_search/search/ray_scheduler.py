@@ -1,0 +1,49 @@
+"""The Ray Tune scheduler that lets the study's Optuna pruner decide when a trial stops.
+
+It runs trials first in, first out and stops one when :meth:`StudySearcher.observe` says the pruner
+chosen with ``--pruner`` wants it pruned: the same pruner, on the same intermediate values, as with the
+local backend. It also forwards why a worker crashed, which Ray tells the scheduler but not the searcher.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+from aaf_search.search.ray_searcher import StudySearcher
+from aaf_search.search.storage import first_line
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+
+
+class StudyPruningScheduler(FIFOScheduler):
+    """FIFO, with ``STOP`` whenever the searcher's Optuna pruner says prune."""
+
+    def __init__(self, searcher: StudySearcher) -> None:
+        super().__init__()
+        self.searcher = searcher
+
+    def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]) -> str:
+        return TrialScheduler.STOP if self.searcher.observe(trial.trial_id, result) else TrialScheduler.CONTINUE
+
+    def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
+        self.searcher.worker_failed(trial.trial_id, describe_error(trial))
+        super().on_trial_error(tune_controller, trial)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled with the tuner for Tuner.restore, which we never use; the searcher holds the session.
+        return {key: value for key, value in self.__dict__.items() if key != "searcher"}
+
+
+def describe_error(trial: Trial) -> str:
+    """One line for a crashed worker: the original exception, and where Ray wrote its traceback."""
+    try:
+        error = trial.get_pickled_error()
+    except Exception:  # an unreadable error file must not hide the failure itself
+        error = None
+    cause = getattr(error, "cause", None) or error
+    what = first_line(cause) if cause is not None else "the Ray worker failed"
+    return f"{what} (traceback: {trial.error_file})" if trial.error_file else what

@@ -1,0 +1,195 @@
+"""The Ray Tune searcher that keeps the Optuna study on the driver: asks it, reports to it, tells it.
+
+Ray's own ``OptunaSearch`` records a trial that a scheduler stopped as COMPLETE with its partial score
+and never consults an Optuna pruner. This searcher instead runs every trial through the session's
+:class:`~aaf_search.search.recording.TrialRecorder`, exactly as the local backend does, so the study
+reads the same whichever backend ran it:
+
+- ``suggest`` asks the study for a trial and sends its config to a worker as plain data;
+- every epoch report goes to the trial (an intermediate value) and the Optuna pruner's answer is kept
+  for :class:`~aaf_search.search.ray_scheduler.StudyPruningScheduler`, which stops the trial;
+- at the end a trial is told COMPLETE (the worker sent its final result), FAIL (it diverged, hit a user
+  error or crashed) or PRUNED (anything else: the scheduler stopped it), with its intermediate values.
+
+Ray calls the scheduler's ``on_trial_result`` *before* the searcher's (and skips the searcher's when the
+scheduler says stop), so the report happens in :meth:`StudySearcher.observe`, which whichever of them
+comes first calls; the second call for the same epoch only reads the stored answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune.search import Searcher
+
+from aaf_search import activations
+from aaf_search.config import TrialConfig
+from aaf_search.errors import UserError
+from aaf_search.search import ray_trainable as wire
+from aaf_search.search.session import SearchSession
+from aaf_search.trials.data import get_dataset
+from aaf_search.trials.models import model_info
+from aaf_search.trials.report import EpochReport
+
+
+@dataclass
+class _Running:
+    """A trial Ray runs: its Optuna trial, the epochs it reported and the pruner's last answer."""
+
+    trial: optuna.Trial
+    history: list[EpochReport] = field(default_factory=list)
+    prune: bool = False
+
+
+class StudySearcher(Searcher):
+    """Asks ``session.study`` for trials until it holds ``session.target`` finished ones.
+
+    ``threads`` is each worker's torch thread count and ``workdir`` the directory relative paths in
+    trial configs refer to. :attr:`abort_reason` is set when a user error makes further trials
+    pointless (as it ends a local search); the backend raises it once Ray has stopped.
+    """
+
+    def __init__(self, session: SearchSession, *, threads: int, workdir: Path) -> None:
+        super().__init__()
+        self.session = session
+        self.threads = threads
+        self.workdir = workdir
+        self.abort_reason: str | None = None
+        self._running: dict[str, _Running] = {}
+        self._errors: dict[str, str] = {}  # Ray trial id -> why its worker crashed (from the scheduler)
+        self._failed_in_a_row = 0
+        # As many failures in a row as this session set out to run: a whole round, as the local backend
+        # counts it, failed, and more trials would most likely fail too.
+        self._give_up_after = max(session.remaining(), 1)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    # -- Ray's Searcher interface -------------------------------------------------------------------
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any) -> bool:
+        return True  # the space is define-by-run in the study; there is nothing for Ray to hand over
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Ray omits FINISHED
+        """A new trial's plain-data config, ``None`` ("ask again later") or ``Searcher.FINISHED``."""
+        remaining = self.session.remaining()
+        if self.abort_reason is not None:
+            return Searcher.FINISHED
+        if self._failed_in_a_row >= self._give_up_after:
+            self.session.progress.note(f"stopping: the last {self._failed_in_a_row} trials all failed")
+            return Searcher.FINISHED
+        if remaining - self.running <= 0:
+            # Enough trials in flight; stay open while any runs, since a failed one must be replaced.
+            return None if self.running else Searcher.FINISHED
+        trial = self.session.study.ask()
+        try:
+            config = self.session.recorder.start(trial)
+            preflight(config)
+        except UserError as exc:
+            self._tell_failed(_Running(trial), str(exc))
+            self.abort_reason = str(exc)
+            return Searcher.FINISHED
+        self._running[trial_id] = _Running(trial)
+        return {
+            wire.CONFIG_KEY: config.to_dict(),
+            wire.NUMBER_KEY: trial.number,
+            wire.OUT_DIR_KEY: str(self.session.trial_dir(trial.number).resolve()),
+            wire.THREADS_KEY: self.threads,
+            wire.WORKDIR_KEY: str(self.workdir),
+        }
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.observe(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        running = self._running.pop(trial_id, None)
+        if running is None:
+            return
+        result = result or {}
+        error_reason = self._errors.pop(trial_id, None)
+        if error:
+            self._tell_failed(running, error_reason or "the Ray worker failed (see error.txt under the run's ray/)")
+        elif result.get(wire.FINAL):
+            values = self.session.recorder.complete(running.trial, wire.decode_result(result))
+            self._finished(self.session.study.tell(running.trial, values))
+        elif wire.FAILED in result:
+            self._tell_failed(running, str(result[wire.FAILED]))
+            if result.get(wire.USER_ERROR):
+                self.abort_reason = str(result[wire.FAILED])
+        elif self.abort_reason is not None:
+            self._tell_failed(running, f"stopped because another trial failed: {self.abort_reason}")
+        else:
+            # Stopped by the scheduler: the pruner said so at the last epoch it reported.
+            self.session.recorder.pruned(running.trial, running.history)
+            self._finished(self.session.study.tell(running.trial, state=TrialState.PRUNED))
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the study is the search's state, and resuming reads it (not Ray's state)."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        raise NotImplementedError("a search resumes from its Optuna study, not from Ray's experiment state")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the tuner (with this searcher) into its experiment dir for Tuner.restore, which
+        # we never use; the session (storage, open streams) cannot be pickled and is left out.
+        return {key: value for key, value in self.__dict__.items() if key not in ("session", "_running")}
+
+    # -- used by the scheduler and the backend ------------------------------------------------------
+
+    def observe(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        """Report an epoch result to its trial once; ``True`` when the trial should stop now."""
+        running = self._running.get(trial_id)
+        if running is None or wire.EPOCH not in result or wire.FINAL in result or wire.FAILED in result:
+            return self.abort_reason is not None
+        report = wire.decode_epoch(result)
+        if not running.history or running.history[-1].epoch < report.epoch:
+            running.history.append(report)
+            running.prune = self.session.recorder.epoch(running.trial, report)
+        return running.prune or self.abort_reason is not None
+
+    def worker_failed(self, trial_id: str, reason: str) -> None:
+        """Remember why a worker crashed; Ray tells the searcher only that it did."""
+        self._errors[trial_id] = reason
+
+    def abandon(self, reason: str) -> list[int]:
+        """Tell every trial still running FAIL with ``reason`` (Ray stopped them); return their numbers."""
+        numbers = []
+        for trial_id in list(self._running):
+            running = self._running.pop(trial_id)
+            self._tell_failed(running, reason, note=False)
+            numbers.append(running.trial.number)
+        return numbers
+
+    # -- recording ----------------------------------------------------------------------------------
+
+    def _tell_failed(self, running: _Running, reason: str, *, note: bool = True) -> None:
+        self.session.recorder.failed(running.trial, reason, running.history)
+        frozen = self.session.study.tell(running.trial, state=TrialState.FAIL)
+        if note:
+            self.session.progress.note(f"trial {running.trial.number} failed: {reason}")
+        self._failed_in_a_row += 1
+        self.session.progress.update(frozen, running=self.running)
+
+    def _finished(self, frozen: FrozenTrial) -> None:
+        self._failed_in_a_row = 0
+        self.session.progress.update(frozen, running=self.running)
+
+
+def preflight(config: TrialConfig) -> None:
+    """Check on the driver the names a worker would resolve, so that a typo is one line, not a Ray traceback.
+
+    The config's own ranges were checked when it was built; what remains is what the registries resolve.
+    A user error that only shows while training (a data file missing on the worker) comes back from the
+    worker as a ``user_error`` result instead.
+    """
+    model_info(config.model)
+    get_dataset(config.data.name)
+    activations.get(config.base_activation)
+    for entry in config.plan:
+        activations.get(entry.activation.family)
