@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 
 from aaf_search.config import TrialConfig
+from aaf_search.search.attrs import set_user_attrs
 from aaf_search.search.objectives import Objective, mean_epoch_seconds
 from aaf_search.search.seeds import trial_seed
 from aaf_search.spaces import SearchSpace, SpaceDefaults
@@ -55,9 +56,7 @@ class TrialRecorder:
         """Sample the trial's config, give it the per-trial seed and store both on the trial."""
         seed = trial_seed(self.study_seed, trial.number)
         config = self.space.sample(trial, self.defaults).replace(seed=seed)
-        trial.set_user_attr(ATTR_SPACE, self.space.name)
-        trial.set_user_attr(ATTR_SEED, seed)
-        trial.set_user_attr(ATTR_CONFIG, config.to_dict())
+        set_user_attrs(trial, {ATTR_SPACE: self.space.name, ATTR_SEED: seed, ATTR_CONFIG: config.to_dict()})
         return config
 
     def epoch(self, trial: optuna.Trial, report: EpochReport) -> bool:
@@ -73,18 +72,15 @@ class TrialRecorder:
 
     def complete(self, trial: optuna.Trial, result: TrialResult) -> list[float]:
         """Store the result and return the objective values, in the study's order."""
-        for key, value in result_attrs(result, self.metric).items():
-            trial.set_user_attr(key, value)
+        set_user_attrs(trial, result_attrs(result, self.metric))
         return [objective.value(result) for objective in self.objectives]
 
     def pruned(self, trial: optuna.Trial, history: Sequence[EpochReport]) -> None:
         """Store what a stopped trial got to (its intermediate values are already reported)."""
-        for key, value in history_attrs(history, self.metric).items():
-            trial.set_user_attr(key, value)
+        set_user_attrs(trial, history_attrs(history, self.metric))
 
     def failed(self, trial: optuna.Trial, reason: str, history: Sequence[EpochReport]) -> None:
-        self.pruned(trial, history)
-        trial.set_user_attr(ATTR_FAIL_REASON, reason)
+        set_user_attrs(trial, {**history_attrs(history, self.metric), ATTR_FAIL_REASON: reason})
 
 
 def history_attrs(history: Sequence[EpochReport], metric: str) -> dict[str, Any]:

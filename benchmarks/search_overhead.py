@@ -1,0 +1,178 @@
+"""What the search machinery costs per trial, with a trivial objective, against bare Optuna / bare Ray Tune.
+
+Local: ``aaf-search``'s local backend (space -> config, per-trial seed, user attrs, intermediate values,
+progress line) against a bare ``study.optimize`` loop that suggests one float and reports it, on the same
+kind of storage, interleaved. Target: at most 10 ms per trial more.
+
+Ray: ``aaf-search``'s Ray backend (study-owning searcher, pruning scheduler, our trainable wrapper)
+against bare Ray Tune with Ray's ``OptunaSearch`` and a trainable that reports once, both with
+``reuse_actors=True`` and the same concurrency. Target: at most 10 % more wall time per trial.
+
+    python benchmarks/search_overhead.py [--trials 60] [--repeats 3] [--storage sqlite journal] [--ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from aaf_search.config import TrialConfig
+from aaf_search.search.driver import run_search
+from aaf_search.search.settings import Resources, SearchSettings
+from aaf_search.spaces import SearchSpace, SpaceDefaults
+from aaf_search.spaces.catalog import CATALOG
+from aaf_search.trials.report import EpochReport, TrialResult
+
+PROBE_SPACE = "overhead_probe"
+
+
+def probe_suggest(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
+    """One float, like the bare objective: the machinery around it is what is measured."""
+    return defaults.trial(epochs=1).replace(seed=int(1000 * trial.suggest_float("x", 0.0, 1.0)))
+
+
+def instant_runner(
+    config: TrialConfig, *, on_epoch: Callable[[EpochReport], None] | None = None, out_dir: Path | None = None
+) -> TrialResult:
+    """A trial that trains nothing: one epoch report with the value the bare objective returns."""
+    value = config.seed / 1000.0
+    report = EpochReport(1, 1.0, 1.0, value, 0.0, 1e-3, {})
+    if on_epoch is not None:
+        on_epoch(report)
+    return TrialResult(value, 1.0, value, 1, 1, 0, 0, "cpu", 0.0, False, (report,))
+
+
+def storage_url(kind: str, folder: Path, tag: str) -> str:
+    return f"sqlite:///{folder / tag}.db" if kind == "sqlite" else f"journal:{folder / tag}.log"
+
+
+def bare_optuna(trials: int, url: str) -> float:
+    storage: Any = url
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        trial.report(x, 1)
+        trial.should_prune()
+        return x
+
+    started = time.perf_counter()
+    study = optuna.create_study(storage=storage, direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - started
+
+
+def ours_local(trials: int, url: str, folder: Path) -> float:
+    settings = SearchSettings(
+        space=PROBE_SPACE,
+        trials=trials,
+        backend="local",
+        storage=url,
+        out=folder / "run",
+        pruner="median",
+    )
+    started = time.perf_counter()
+    with open(os.devnull, "w") as quiet:
+        run_search(settings, runner=instant_runner, stream=quiet)
+    return time.perf_counter() - started
+
+
+def bare_ray(trials: int, concurrency: int) -> float:
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    def trainable(config: dict[str, Any]) -> None:
+        tune.report({"value": config["x"]})
+
+    started = time.perf_counter()
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"x": tune.uniform(0.0, 1.0)},
+        tune_config=tune.TuneConfig(
+            search_alg=OptunaSearch(metric="value", mode="max", seed=0),
+            num_samples=trials,
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="bare-ray-"), verbose=0),
+    )
+    tuner.fit()
+    return time.perf_counter() - started
+
+
+def ours_ray(trials: int, concurrency: int, folder: Path) -> float:
+    settings = SearchSettings(
+        space=PROBE_SPACE,
+        trials=trials,
+        backend="ray",
+        storage=f"sqlite:///{folder / 'ray.db'}",
+        out=folder / "ray-run",
+        pruner="none",
+        resources=Resources(cpus_per_trial=1, max_concurrent=concurrency),
+    )
+    started = time.perf_counter()
+    with open(os.devnull, "w") as quiet:
+        run_search(settings, runner=instant_runner, stream=quiet)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--storage", choices=("sqlite", "journal"), nargs="+", default=["sqlite", "journal"])
+    parser.add_argument("--ray", action="store_true", help="also measure the Ray backend (starts a local Ray)")
+    parser.add_argument("--ray-trials", type=int, default=20)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    CATALOG[PROBE_SPACE] = SearchSpace(PROBE_SPACE, "overhead probe", probe_suggest, SpaceDefaults(epochs=1))
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, optuna {optuna.__version__}"
+    )
+    print(f"{'storage':<10}{'bare ms/trial':>15}{'ours ms/trial':>15}{'added ms/trial':>16}  target <= 10 ms")
+    for kind in args.storage:
+        bare_times, our_times = [], []
+        for repeat in range(args.repeats):  # interleaved so machine load hits both alike
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                bare_times.append(bare_optuna(args.trials, storage_url(kind, folder, f"bare{repeat}")))
+                our_times.append(ours_local(args.trials, storage_url(kind, folder, f"ours{repeat}"), folder))
+        bare = statistics.median(bare_times) / args.trials * 1000
+        ours = statistics.median(our_times) / args.trials * 1000
+        print(f"{kind:<10}{bare:>15.2f}{ours:>15.2f}{ours - bare:>16.2f}")
+
+    if args.ray:
+        import ray
+
+        concurrency = 2
+        ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
+        try:
+            bare_times, our_times = [], []
+            for _ in range(args.repeats):
+                with tempfile.TemporaryDirectory() as tmp:
+                    bare_times.append(bare_ray(args.ray_trials, concurrency))
+                    our_times.append(ours_ray(args.ray_trials, concurrency, Path(tmp)))
+        finally:
+            ray.shutdown()
+        bare = statistics.median(bare_times) / args.ray_trials
+        ours = statistics.median(our_times) / args.ray_trials
+        print(f"ray: bare Tune {bare * 1000:.0f} ms/trial, ours {ours * 1000:.0f} ms/trial, ratio {ours / bare:.2f}")
+        print("     (target <= 1.10; both reuse actors, same concurrency)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Batched user-attribute writes land exactly as one ``set_user_attr`` per item would, on every storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from aaf_search.search.attrs import set_user_attrs
+from aaf_search.search.storage import open_storage
+
+ATTRS = {"config": {"model": "dnn2", "plan": [1, 2]}, "seed": 7, "history": [0.5, 0.75], "device": "cpu"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "memory"])
+def test_batched_attrs_are_stored_and_visible_on_the_trial(tmp_path: Path, kind: str) -> None:
+    storage: optuna.storages.BaseStorage | None = {
+        "sqlite": open_storage(f"sqlite:///{tmp_path / 'a.db'}"),
+        "journal": open_storage(f"journal:{tmp_path / 'a.log'}"),
+        "memory": None,
+    }[kind]
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    set_user_attrs(trial, ATTRS)
+    assert trial.user_attrs == ATTRS
+    study.tell(trial, 1.0)
+    assert study.trials[0].user_attrs == ATTRS
+    if storage is not None:  # a fresh reader sees them too
+        assert optuna.load_study(study_name="s", storage=storage).trials[0].user_attrs == ATTRS
