@@ -120,7 +120,10 @@ def _tune(session: SearchSession) -> None:
     fitted = fit_resources(session.resources, cluster.get("CPU", 0.0), cluster.get("GPU", 0.0))
     searcher = StudySearcher(session, threads=fitted.threads, workdir=Path.cwd())
     tuner = tune.Tuner(
-        tune.with_resources(train_trial, {"cpu": fitted.cpus, "gpu": fitted.gpus}),
+        # The session's runner (run_trial, or a stand-in for benchmarks) travels to the workers by reference.
+        tune.with_resources(
+            tune.with_parameters(train_trial, runner=session.runner), {"cpu": fitted.cpus, "gpu": fitted.gpus}
+        ),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=StudyPruningScheduler(searcher),

@@ -21,6 +21,7 @@ from typing import Any
 
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
+from aaf_search.search.session import TrialRunner
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 
 # Keys of the config the driver sends (see StudySearcher.suggest).
@@ -39,16 +40,19 @@ RESULT_JSON = "result_json"
 ACTIVATION_PARAMS = "activation_params"
 
 
-def train_trial(config: dict[str, Any]) -> None:
+def train_trial(config: dict[str, Any], runner: TrialRunner | None = None) -> None:
     """Ray Tune function trainable: train one trial config and report every epoch, then the result.
 
-    A diverged trial or a user error is reported as a ``failed`` result instead of raised, so that it
-    reaches the study as a one-line reason rather than a Ray traceback.
+    ``runner`` defaults to :func:`~aaf_search.trials.runner.run_trial`. A diverged trial or a user error
+    is reported as a ``failed`` result instead of raised, so that it reaches the study as a one-line
+    reason rather than a Ray traceback.
     """
     import torch
     from ray import tune
 
     from aaf_search.trials.runner import run_trial
+
+    run = runner or run_trial
 
     # Ray starts each trial in its own directory; relative paths in a trial config (the data root,
     # the pre-training cache) mean the driver's directory, as with the local backend.
@@ -61,7 +65,7 @@ def train_trial(config: dict[str, Any]) -> None:
         tune.report(epoch_metrics(report))
 
     try:
-        result = run_trial(trial_config, on_epoch=on_epoch, out_dir=Path(config[OUT_DIR_KEY]))
+        result = run(trial_config, on_epoch=on_epoch, out_dir=Path(config[OUT_DIR_KEY]))
     except TrialDiverged as exc:
         tune.report({FAILED: str(exc)})
         return
