@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Protocol
@@ -39,6 +40,9 @@ COMMANDS: dict[str, str] = {
 """Verb -> module; a module is imported only when its verb runs, so ``--help`` stays fast."""
 
 DEFAULT_VERB = "search"
+
+RESUMABLE = ("search", "robust")
+"""Verbs that continue from their storage: after Ctrl-C, the same command again resumes them."""
 
 
 class UsageError(UserError):
@@ -80,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"aaf-search {__version__}")
         return 0
+    command_line = ["aaf-search", *argv]
     verb = argv.pop(0) if argv and argv[0] in COMMANDS else DEFAULT_VERB
     if argv and not argv[0].startswith("-") and verb == DEFAULT_VERB and argv[0] not in COMMANDS:
         print(f"aaf-search: unknown verb '{argv[0]}'; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
@@ -92,7 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("aaf-search: interrupted", file=sys.stderr)
+        if verb in RESUMABLE:
+            again = " (add --retry-failed to rerun the interrupted trials)" if verb == "search" else ""
+            resume = f"aaf-search: to resume, run the same command again: {shlex.join(command_line)}{again}"
+            print(resume, file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Imported here: the storage module imports Optuna, which --help and the other verbs' parsing skip.
+        from aaf_search.search.storage import explain_locked
+
+        advice = explain_locked(exc)
+        if advice is None:
+            raise  # not the user's doing: a bug keeps its traceback
+        print(f"aaf-search: error: {advice}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

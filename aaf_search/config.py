@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -279,6 +280,22 @@ def save_yaml(path: str | Path, config: TrialConfig, **metadata: Any) -> Path:
     return path
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong with a YAML file, for "'PATH' {problem}": where it stops parsing, or the tag refused.
+
+    Files are read with the safe loader, which builds only plain data: a tag such as
+    ``!!python/object/apply`` (which would run code) is refused and named, not executed.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark is not None else ""
+    problem = str(getattr(exc, "problem", "") or "")
+    quoted = re.search(r"'([^']+)'", problem)
+    if isinstance(exc, yaml.constructor.ConstructorError) and quoted:
+        tag = quoted.group(1).replace("tag:yaml.org,2002:", "!!")
+        return f"uses the tag '{tag}'{where}, which is refused: only plain YAML data is read, nothing in it is run"
+    return f"is not valid YAML{where}"
+
+
 def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
     """Read a config file written by :func:`save_yaml` (or by hand); returns (config, metadata)."""
     path = Path(path)
@@ -287,9 +304,7 @@ def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"'{path}' is not valid YAML{where}") from exc
+        raise ConfigError(f"'{path}' {yaml_problem(exc)}") from exc
     if not isinstance(document, Mapping):
         raise ConfigError(f"'{path}' must hold a mapping with a 'trial' key")
     version = document.get("schema_version", SCHEMA_VERSION)

@@ -33,6 +33,7 @@ processes: use the environment variable there (``set_implementation`` changes on
 
 from __future__ import annotations
 
+import logging
 import os
 import types
 import warnings
@@ -222,6 +223,10 @@ def get_kernel(
         eager_forward, eager_backward = _with_casts(forward, backward, work)
         kernel = Kernel(key, eager_forward, eager_backward, compiled)
         if compiled:
+            if device.type == "cpu":
+                # Inductor's CPU path imports cpp_extension, which warns about CUDA_HOME on machines that
+                # have a CUDA toolkit but no GPU: irrelevant to a CPU kernel, and printed into every search.
+                logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             tag = _tag(family, dtype, param_dtype, len(_CACHE))
             # dynamic=True: one graph for every batch size; size-1 dims (scalar parameters) stay static.
             kernel.compiled_forward = torch.compile(_fresh(eager_forward, f"{tag}_fwd"), dynamic=True, fullgraph=True)

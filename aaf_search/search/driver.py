@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import TextIO
 
 import optuna
+from optuna.storages import BaseStorage
 
 from aaf_search.errors import UserError
 from aaf_search.search.backends import make_backend
 from aaf_search.search.export import ranked, write_export
+from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
 from aaf_search.search.objectives import resolve_objectives
+from aaf_search.search.preflight import check_space
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner, make_pruner
 from aaf_search.search.recording import TrialRecorder
@@ -24,8 +27,16 @@ from aaf_search.search.samplers import SAMPLERS, SamplerContext, make_sampler
 from aaf_search.search.seeds import sampler_seed
 from aaf_search.search.session import SearchSession, TrialRunner
 from aaf_search.search.settings import SearchSettings
-from aaf_search.search.storage import open_storage
-from aaf_search.search.study import check_compatible, existing_attrs, fail_interrupted, open_study, retry_interrupted
+from aaf_search.search.storage import SQLITE_PREFIX, open_storage, several_writers
+from aaf_search.search.study import (
+    check_compatible,
+    existing_attrs,
+    fail_interrupted,
+    live_trials,
+    open_study,
+    retry_interrupted,
+    running_trials,
+)
 from aaf_search.search.tables import lookup
 from aaf_search.spaces import SearchSpace, resolve_space
 
@@ -63,12 +74,14 @@ def run_search(
     backend.check(settings)
     pruner = make_pruner(choose_pruner(settings.pruner, len(objectives)), defaults.epochs)
     lookup(SAMPLERS, settings.sampler, "sampler")
+    check_space(space, defaults)
 
     storage = open_storage(settings.storage)
     name = settings.study or space.name
     study_seed = settings.seed
     trials_before = 0
     if check_compatible(storage, name, space.name, names):
+        check_single_writer(storage, settings.storage, name)
         # The study's own seed wins: per-trial seeds must keep deriving from the seed it started with.
         stored = (existing_attrs(storage, name) or {}).get("seed", settings.seed)
         if stored != settings.seed:
@@ -76,7 +89,10 @@ def run_search(
         study_seed = int(stored)
         trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
     context = SamplerContext(space, defaults, len(objectives))
-    sampling = make_sampler(settings.sampler, sampler_seed(study_seed, trials_before), context)
+    # Processes started together on a shared storage see the same study: without their own seeds
+    # they would propose the same configurations, each trial trained twice.
+    process = this_process() if several_writers(settings.storage) else None
+    sampling = make_sampler(settings.sampler, sampler_seed(study_seed, trials_before, process), context)
 
     study = open_study(
         storage,
@@ -96,6 +112,10 @@ def run_search(
     interrupted = fail_interrupted(study, storage)
     if interrupted:
         print(f"note: marked {len(interrupted)} trial(s) left RUNNING by an interrupted run as FAIL", file=stream)
+    others = running_trials(storage, name)
+    if others:
+        owners = ", ".join(sorted({describe(t.user_attrs.get(ATTR_OWNER)) for t in others}))
+        print(f"note: {len(others)} trial(s) of study '{name}' are running in other processes ({owners})", file=stream)
     if settings.retry_failed:
         retried = retry_interrupted(study)
         if retried:
@@ -119,6 +139,24 @@ def run_search(
         progress.close()
     best_path = write_export(run_dir / "best.yaml", study) if ranked(study) else None
     return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path)
+
+
+def check_single_writer(storage: BaseStorage, url: str, name: str) -> None:
+    """Refuse a second search on a SQLite study that a live process is searching.
+
+    SQLite locks the whole file for every write; two searches on one file end, sooner or later, in
+    "database is locked" failures halfway through a trial. The journal file and the RDB servers are
+    made for several writers, so this is said before anything is written.
+    """
+    if not url.startswith(SQLITE_PREFIX):
+        return
+    live = live_trials(storage, name)
+    if live:
+        raise UserError(
+            f"study '{name}' is being searched right now by {describe(live[0].user_attrs.get(ATTR_OWNER))}, "
+            f"and SQLite does not take several writers; to run searches side by side use "
+            f"--storage journal:PATH or a postgresql:// (or mysql://) URL"
+        )
 
 
 def _run_trial() -> TrialRunner:

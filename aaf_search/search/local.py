@@ -5,14 +5,18 @@ For a laptop or a debugger; the study it leaves reads the same as the Ray backen
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import optuna
 import torch
+from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.errors import UserError
+from aaf_search.search.recording import ATTR_FAIL_CATEGORY, INTERRUPTED, SURPLUS, SURPLUS_PREFIX, failure_category
 from aaf_search.search.session import SearchSession
 from aaf_search.search.settings import SearchSettings
+from aaf_search.search.storage import first_line
 from aaf_search.trials.report import EpochReport, TrialDiverged
 
 
@@ -36,19 +40,58 @@ class LocalBackend:
         if session.resources.cpus_per_trial is not None:
             torch.set_num_threads(int(session.resources.cpus_per_trial))
         objective = make_objective(session)
-        while (missing := session.remaining()) > 0:
-            session.study.optimize(objective, n_trials=missing, catch=(TrialDiverged,), callbacks=[session.progress])
-            if session.remaining() >= missing:
-                # Every trial of the round failed (diverged): another round would most likely too.
-                session.progress.note(f"stopping: the last {missing} trials all failed")
+        # As many failures in a row as this session set out to run (the Ray backend's rule too): a whole
+        # round failed, and more trials would most likely fail as well.
+        give_up_after = max(session.remaining(), 1)
+        failed_in_a_row = 0
+        ran: list[FrozenTrial] = []  # this process's trials, as Optuna hands them to callbacks
+
+        # One trial per round: other processes may share the study, so each trial first claims a slot.
+        while (claim := session.claim()).missing > 0:
+            if claim.open <= 0:
+                session.progress.note(
+                    f"stopping: the study's last {claim.missing} trial(s) are running in other processes"
+                )
+                return
+            try:
+                session.study.optimize(
+                    objective, n_trials=1, catch=(TrialFailed,), callbacks=[session.progress, _collect(ran)]
+                )
+            except KeyboardInterrupt:
+                session.progress.note(f"interrupted: the running trial was marked FAIL ({INTERRUPTED})")
+                raise
+            last = ran[-1]
+            if last.state != TrialState.FAIL:
+                failed_in_a_row = 0
+            elif last.user_attrs.get(ATTR_FAIL_CATEGORY) != SURPLUS:
+                failed_in_a_row += 1
+            if failed_in_a_row >= give_up_after:
+                session.progress.note(f"stopping: the last {failed_in_a_row} trials all failed")
                 return
 
 
+def _collect(trials: list[FrozenTrial]) -> Callable[[optuna.Study, FrozenTrial], None]:
+    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        trials.append(trial)
+
+    return callback
+
+
+class TrialFailed(Exception):
+    """Raised by the objective after it recorded why a trial failed; Optuna marks the trial FAIL and goes on."""
+
+
 def make_objective(session: SearchSession) -> Callable[[optuna.Trial], float | list[float]]:
-    """Optuna's objective: sample a config, train it, report every epoch, record the outcome."""
+    """Optuna's objective: claim the trial's slot, sample a config, train it, record the outcome."""
     recorder = session.recorder
 
     def objective(trial: optuna.Trial) -> float | list[float]:
+        if session.surplus(trial.number):
+            # Another process claimed the last slot between this one's check and its ask: fail before
+            # sampling, so the study holds no more finished trials than asked for.
+            reason = f"{SURPLUS_PREFIX} the study already holds or runs its {session.target} trials"
+            recorder.failed(trial, reason, [])
+            raise TrialFailed(reason)
         config = recorder.start(trial)
         history: list[EpochReport] = []
 
@@ -62,11 +105,31 @@ def make_objective(session: SearchSession) -> Callable[[optuna.Trial], float | l
         except optuna.TrialPruned:
             recorder.pruned(trial, history)
             raise
-        except TrialDiverged as exc:
+        except UserError as exc:
+            # The user's input (a data file, a plan that fits no slot): every trial would fail the same
+            # way, so the search stops with the one-line message, and the trial says why it failed.
             recorder.failed(trial, str(exc), history)
-            session.progress.note(f"trial {trial.number} failed: {exc}")
             raise
+        except KeyboardInterrupt:
+            recorder.failed(trial, INTERRUPTED, history)
+            raise
+        except optuna.exceptions.StorageInternalError:
+            raise  # the storage failed, not the trial: recording a reason would fail the same way
+        except Exception as exc:  # anything the model or the training raised: this trial fails, the search goes on
+            reason = str(exc) if isinstance(exc, TrialDiverged) else first_line(exc)
+            recorder.failed(trial, reason, history)
+            session.progress.note(f"trial {trial.number} failed: {reason}")
+            if failure_category(reason) == "oom":
+                release_memory()
+            raise TrialFailed(reason) from exc
         values = recorder.complete(trial, result)
         return values[0] if len(values) == 1 else values
 
     return objective
+
+
+def release_memory() -> None:
+    """Give back what a trial that ran out of memory held, so that the next trial starts with it free."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -34,6 +34,7 @@ CLIENT_PORT = 10001  # Ray Client's default port for ray:// addresses
 CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")  # where `ray start --head` records its address
 NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 BACKEND_LOG_ENV = "RAY_BACKEND_LOG_LEVEL"
+CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
 
 
 class RayBackend:
@@ -139,7 +140,9 @@ def _tune(session: SearchSession) -> None:
         ),
     )
     try:
-        with _environment({NEW_OUTPUT_ENV: "0"}):  # Ray's newer console output prints a box even at verbose=0
+        # Ray's newer console output prints a box even at verbose=0; its controller logs every crashed
+        # trial's traceback, which the progress line replaces with one line and the path of error.txt.
+        with _environment({NEW_OUTPUT_ENV: "0"}), _silenced(CONTROLLER_LOGGER):
             tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C, while Ray was still stopping its trials
         searcher.abandon(INTERRUPTED_REASON)
@@ -166,6 +169,17 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def _silenced(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    before = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def connect(address: str | None) -> bool:

@@ -7,8 +7,10 @@ local backend. It also forwards why a worker crashed, which Ray tells the schedu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ray import cloudpickle
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
@@ -41,9 +43,23 @@ class StudyPruningScheduler(FIFOScheduler):
 def describe_error(trial: Trial) -> str:
     """One line for a crashed worker: the original exception, and where Ray wrote its traceback."""
     try:
-        error = trial.get_pickled_error()
+        error = _local_error(trial) or trial.get_pickled_error()
     except Exception:  # an unreadable error file must not hide the failure itself
         error = None
     cause = getattr(error, "cause", None) or error
     what = first_line(cause) if cause is not None else "the Ray worker failed"
     return f"{what} (traceback: {trial.error_file})" if trial.error_file else what
+
+
+def _local_error(trial: Trial) -> BaseException | None:
+    """The exception Ray pickled into the trial's local directory.
+
+    ``Trial.get_pickled_error`` reads the copy in the run's storage path, which Ray syncs only after
+    the scheduler has been told of the error; the local file is already written by then.
+    """
+    path = Path(trial.pickled_error_file) if trial.local_path else None
+    if path is None or not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        error = cloudpickle.load(handle)  # written by this run's own Ray driver a moment ago
+    return error if isinstance(error, BaseException) else None

@@ -14,6 +14,7 @@ trials it asked for and the reports its workers send, and tells the study the fi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ import optuna
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.attrs import set_user_attrs
+from aaf_search.search.liveness import ATTR_HEARTBEAT, ATTR_OWNER, owner_record
 from aaf_search.search.objectives import Objective, mean_epoch_seconds
 from aaf_search.search.seeds import trial_seed
 from aaf_search.spaces import SearchSpace, SpaceDefaults
@@ -37,6 +39,35 @@ ATTR_HISTORY = "history"
 ATTR_ACTIVATION_PARAMS = "activation_params"
 ATTR_ACTIVATION_HISTORY = "activation_history"
 ATTR_FAIL_REASON = "fail_reason"
+ATTR_FAIL_CATEGORY = "fail_category"
+
+INTERRUPTED = "interrupted"
+"""The reason (and category) of a trial stopped by Ctrl-C; rerunning the command resumes the search."""
+SURPLUS = "surplus"
+"""The category of a trial failed before it ran because other processes had claimed every slot."""
+SURPLUS_PREFIX = "not run:"
+WORKER_DIED = ("actordiederror", "workercrashederror", "nodediederror", "rayactorerror")
+"""How Ray words the death of the process that ran a trial."""
+
+
+def failure_category(reason: str) -> str:
+    """A short class of a failure reason, for counting: diverged, oom, interrupted, worker, surplus or error.
+
+    Read from the reason text rather than the exception, because the Ray backend hands over only the
+    text of what happened on a worker; both backends word reasons as ``TypeName: message``.
+    """
+    text = reason.lower()
+    if text.startswith("trial diverged"):
+        return "diverged"
+    if text.startswith(("outofmemoryerror", "memoryerror")) or "out of memory" in text:
+        return "oom"
+    if text == INTERRUPTED or "interrupted" in text:
+        return INTERRUPTED
+    if text.startswith(WORKER_DIED):
+        return "worker"  # a Ray worker process died under the trial (killed, segfault, node lost)
+    if text.startswith(SURPLUS_PREFIX):
+        return SURPLUS
+    return "error"
 
 
 @dataclass(frozen=True)
@@ -54,6 +85,8 @@ class TrialRecorder:
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
         """Sample the trial's config, give it the per-trial seed and store both on the trial."""
+        # The owner first: until it is stored, a search starting elsewhere cannot tell this trial from a dead one.
+        set_user_attrs(trial, {ATTR_OWNER: owner_record(), ATTR_HEARTBEAT: time.time()})
         seed = trial_seed(self.study_seed, trial.number)
         config = self.space.sample(trial, self.defaults).replace(seed=seed)
         set_user_attrs(trial, {ATTR_SPACE: self.space.name, ATTR_SEED: seed, ATTR_CONFIG: config.to_dict()})
@@ -65,6 +98,7 @@ class TrialRecorder:
         Optuna keeps no intermediate values for multi-objective studies (nor prunes them); the
         per-epoch history in the user attrs holds them instead.
         """
+        trial.set_user_attr(ATTR_HEARTBEAT, time.time())  # a sign of life for searches on other machines
         if len(self.objectives) > 1:
             return False
         trial.report(float(getattr(report, self.metric)), step=report.epoch)
@@ -80,7 +114,9 @@ class TrialRecorder:
         set_user_attrs(trial, history_attrs(history, self.metric))
 
     def failed(self, trial: optuna.Trial, reason: str, history: Sequence[EpochReport]) -> None:
-        set_user_attrs(trial, {**history_attrs(history, self.metric), ATTR_FAIL_REASON: reason})
+        """Store what a failed trial got to, why it failed, and the failure's category (for counting)."""
+        attrs = {ATTR_FAIL_REASON: reason, ATTR_FAIL_CATEGORY: failure_category(reason)}
+        set_user_attrs(trial, {**history_attrs(history, self.metric), **attrs})
 
 
 def history_attrs(history: Sequence[EpochReport], metric: str) -> dict[str, Any]:

@@ -23,10 +23,11 @@ def trial_seed(study_seed: int, trial_number: int) -> int:
     return derive_seed(study_seed, "trial", trial_number)
 
 
-def sampler_seed(study_seed: int, trials_before: int) -> int:
+def sampler_seed(study_seed: int, trials_before: int, process: str | None = None) -> int:
     """The sampler's seed for a session that starts with ``trials_before`` trials in the study.
 
     A resumed search must not replay the random draws of the first session (its first proposals
-    would repeat the first session's), so the seed also depends on how far the study got.
+    would repeat the first session's), so the seed also depends on how far the study got. Processes
+    that share a study (``process``: which one this is) must not draw the same proposals either.
     """
-    return derive_seed(study_seed, "sampler", trials_before)
+    return derive_seed(study_seed, "sampler", trials_before, *([process] if process else []))

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Protocol
 
 import optuna
+from optuna.trial import TrialState
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import TrialRecorder
 from aaf_search.search.settings import Resources
-from aaf_search.search.study import count_finished
+from aaf_search.search.study import FINISHED, count_finished
 from aaf_search.trials.report import EpochReport, TrialResult
 
 
@@ -27,6 +28,14 @@ class TrialRunner(Protocol):
         on_epoch: Callable[[EpochReport], None] | None = None,
         out_dir: Path | None = None,
     ) -> TrialResult: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``missing``: finished trials the study lacks; ``open``: of those, how many no process runs yet."""
+
+    missing: int
+    open: int
 
 
 @dataclass
@@ -43,6 +52,21 @@ class SearchSession:
 
     def remaining(self) -> int:
         return max(self.target - count_finished(self.study), 0)
+
+    def claim(self) -> Claim:
+        """How many trials the study misses, and how many of those no process is running yet."""
+        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        finished = sum(t.state in FINISHED for t in trials)
+        return Claim(missing=max(self.target - finished, 0), open=self.target - len(trials))
+
+    def surplus(self, number: int) -> bool:
+        """Whether trial ``number`` would be one too many: the trials before it fill the target.
+
+        Trial numbers are handed out one by one by the storage, so of several processes that claimed the
+        last slot at once exactly one sees fewer than ``target`` trials ahead of its own.
+        """
+        ahead = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        return sum(t.number < number for t in ahead) >= self.target
 
     def trial_dir(self, number: int) -> Path:
         """Where trial ``number`` writes its weights, config and metrics CSV."""

@@ -8,6 +8,7 @@ directory created.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,7 @@ from aaf_search.errors import UserError
 DEFAULT_STORAGE = "sqlite:///aaf-runs/aaf.db"
 JOURNAL_PREFIX = "journal:"
 SQLITE_PREFIX = "sqlite:///"
+JOURNAL_HEAD_BYTES = 1 << 20  # a journal's first record (a study's creation) is far shorter than this
 
 
 class StorageError(UserError):
@@ -30,6 +32,7 @@ def open_storage(url: str) -> BaseStorage:
     if url.startswith(JOURNAL_PREFIX):
         path = _file_path(url, url[len(JOURNAL_PREFIX) :])
         try:
+            _check_journal(path)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise StorageError(f"cannot open journal storage '{path}': {exc.strerror or exc}") from exc
@@ -38,7 +41,44 @@ def open_storage(url: str) -> BaseStorage:
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:  # SQLAlchemy raises many kinds (ArgumentError, OperationalError, ImportError, ...)
-        raise StorageError(f"cannot open storage '{redact(url)}': {first_line(exc)}") from exc
+        reason = missing_driver(url, exc) or first_line(exc)
+        raise StorageError(explain_locked(exc) or f"cannot open storage '{redact(url)}': {reason}") from exc
+
+
+DRIVERS = {"postgresql": "pip install 'aaf-search[postgres]' (psycopg)", "mysql": "pip install pymysql"}
+"""How to install the database driver SQLAlchemy loads for a URL scheme it was given without one."""
+
+
+def missing_driver(url: str, exc: BaseException) -> str | None:
+    """Advice for a ``postgresql://`` or ``mysql://`` URL whose driver is not installed, else ``None``."""
+    if not isinstance(exc, ImportError) and not isinstance(exc.__cause__, ImportError):
+        return None
+    scheme = url.partition("://")[0].partition("+")[0]
+    advice = DRIVERS.get(scheme)
+    return f"its database driver is not installed: {advice}" if advice else None
+
+
+def several_writers(url: str) -> bool:
+    """Whether the storage at ``url`` lets several processes search one study: a journal file or an RDB server."""
+    return url.startswith(JOURNAL_PREFIX) or not url.startswith("sqlite:")
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse an existing file whose first line is not a journal record.
+
+    Optuna's reader takes an undecodable last line for a write still in progress and skips it, so a
+    one-line text file would read as an empty journal, and the search would append to it.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as handle:
+        head = handle.readline(JOURNAL_HEAD_BYTES)
+    try:
+        record = json.loads(head)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise StorageError(f"'{path}' is not an Optuna journal file; name a new file or an existing journal")
 
 
 def _file_path(url: str, path_text: str) -> Path:
@@ -50,6 +90,26 @@ def _file_path(url: str, path_text: str) -> Path:
     except OSError as exc:
         raise StorageError(f"cannot create the directory of storage '{url}': {exc.strerror or exc}") from exc
     return path
+
+
+SQLITE_LOCKED = "database is locked"
+
+
+def explain_locked(exc: BaseException) -> str | None:
+    """The advice for a SQLite "database is locked" failure anywhere in ``exc``'s chain, else ``None``.
+
+    Optuna re-raises SQLAlchemy's ``OperationalError`` as its own ``StorageInternalError``, so the
+    cause chain is walked rather than the exception type matched.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if SQLITE_LOCKED in str(seen):
+            return (
+                "the SQLite storage stayed locked by another process (database is locked); SQLite does not take "
+                "several writers: use --storage journal:PATH or a postgresql:// (or mysql://) URL"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def redact(url: str) -> str:

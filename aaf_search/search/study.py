@@ -13,10 +13,12 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search import __version__
 from aaf_search.errors import UserError
+from aaf_search.search.liveness import is_stale
+from aaf_search.search.recording import ATTR_FAIL_CATEGORY, ATTR_FAIL_REASON, INTERRUPTED, failure_category
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 """The states that count towards ``--trials``; a FAIL trial is retried by a new trial, not counted."""
@@ -106,19 +108,46 @@ def open_study(
     return study
 
 
-def fail_interrupted(study: optuna.Study, storage: BaseStorage) -> list[optuna.trial.FrozenTrial]:
-    """Mark every RUNNING trial FAIL (its run was killed) and return them as they were.
+def running_trials(storage: BaseStorage, name: str) -> list[FrozenTrial]:
+    """The RUNNING trials of study ``name`` (none when there is no such study), read without writing."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return []
+    return storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
 
-    A search owns its study while it runs (one ``aaf-search`` process per study; Ray runs its
-    concurrency inside that process), so a RUNNING trial seen at start-up has no one left to finish it.
+
+def live_trials(storage: BaseStorage, name: str) -> list[FrozenTrial]:
+    """The RUNNING trials of study ``name`` that a live process still runs (see :mod:`.liveness`)."""
+    return [t for t in running_trials(storage, name) if not is_stale(t.user_attrs, t.datetime_start)]
+
+
+def fail_interrupted(study: optuna.Study, storage: BaseStorage) -> list[FrozenTrial]:
+    """Mark FAIL every RUNNING trial whose run is dead, and return them as they were.
+
+    Several processes may share a study (journal or RDB storages), so a RUNNING trial is failed only when
+    :func:`~aaf_search.search.liveness.is_stale` says its owner is gone, never because it is RUNNING.
     """
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [t for t in running_trials(storage, study.study_name) if is_stale(t.user_attrs, t.datetime_start)]
     study_id = storage.get_study_id_from_name(study.study_name)
     for trial in stale:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, "fail_reason", INTERRUPTED_REASON)
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, INTERRUPTED_REASON)
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_CATEGORY, INTERRUPTED)
         study.tell(trial.number, state=TrialState.FAIL)
     return stale
+
+
+def was_interrupted(trial: FrozenTrial) -> bool:
+    """A FAIL trial that a kill or Ctrl-C stopped (not one that failed for a reason of its own)."""
+    if trial.state != TrialState.FAIL:
+        return False
+    category = trial.user_attrs.get(ATTR_FAIL_CATEGORY)
+    reason = trial.user_attrs.get(ATTR_FAIL_REASON)
+    # Trials failed before categories were stored carry only the reason.
+    if category is None and isinstance(reason, str):
+        category = failure_category(reason)
+    return category == INTERRUPTED
 
 
 def retry_interrupted(study: optuna.Study) -> list[int]:
@@ -131,8 +160,7 @@ def retry_interrupted(study: optuna.Study) -> list[int]:
     retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
     numbers = []
     for trial in trials:
-        interrupted = trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == INTERRUPTED_REASON
-        if interrupted and trial.number not in retried:
+        if was_interrupted(trial) and trial.number not in retried:
             study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
             numbers.append(trial.number)
     return numbers

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.search.export import ranked
+from aaf_search.search.recording import ATTR_FAIL_CATEGORY, ATTR_FAIL_REASON, failure_category
 from aaf_search.search.storage import redact
 
 if TYPE_CHECKING:
     from aaf_search.search.driver import SearchOutcome
 
 PARETO_SHOWN = 10  # Pareto-front trials listed; the dashboard shows them all
+
+
+def failure_breakdown(trials: Sequence[FrozenTrial]) -> str:
+    """`` (2 diverged, 1 oom)``: the failed trials by category, most frequent first; empty without failures."""
+    categories = Counter(
+        t.user_attrs.get(ATTR_FAIL_CATEGORY) or failure_category(str(t.user_attrs.get(ATTR_FAIL_REASON, "")))
+        for t in trials
+        if t.state == TrialState.FAIL
+    )
+    if not categories:
+        return ""
+    return " (" + ", ".join(f"{count} {category}" for category, count in categories.most_common()) + ")"
 
 
 def summarize(outcome: SearchOutcome, storage_url: str) -> str:
@@ -22,7 +37,7 @@ def summarize(outcome: SearchOutcome, storage_url: str) -> str:
     objectives = study.user_attrs.get("objectives", ["accuracy"])
     lines = [
         f"study '{study.study_name}' (space {outcome.space.name}): {counts[TrialState.COMPLETE]} complete, "
-        f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed",
+        f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed{failure_breakdown(trials)}",
     ]
     best = ranked(study)
     if not best:

@@ -61,7 +61,7 @@ from typing import Any
 import optuna
 import yaml
 
-from aaf_search.config import ConfigError, TrialConfig
+from aaf_search.config import ConfigError, TrialConfig, yaml_problem
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 TOP_KEYS = ("name", "summary", "model", "dataset", "epochs", "batch_size", "metric", "base", "params")
@@ -167,13 +167,12 @@ def load_space_file(path: Path) -> SearchSpace:
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpaceError(f"space file '{path}' is not valid YAML{where}") from exc
+        raise SpaceError(f"space file '{path}' {yaml_problem(exc)}") from exc
     where = f"space file '{path}'"
     if not isinstance(document, Mapping):
         raise SpaceError(f"{where} must hold a mapping with the keys: {', '.join(TOP_KEYS)}")
     _known_keys(document, TOP_KEYS, where)
+    _typed_keys(document, where)
     if "params" not in document:
         raise SpaceError(f"{where} has no 'params' list: a space needs at least one parameter to search")
     raw_params = document["params"]
@@ -204,6 +203,19 @@ def load_space_file(path: Path) -> SearchSpace:
     name = str(document.get("name") or path.stem)
     summary = str(document.get("summary") or f"user space from {path.name}")
     return SearchSpace(name=name, summary=summary, suggest=suggest, defaults=defaults, source=str(path))
+
+
+TOP_TYPES: dict[str, type] = {
+    "name": str, "summary": str, "model": str, "dataset": str, "epochs": int, "batch_size": int, "metric": str,
+}  # fmt: skip
+
+
+def _typed_keys(document: Mapping[str, Any], where: str) -> None:
+    """Name the key whose value has the wrong type (``epochs: ten``), before a comparison fails on it."""
+    for key, kind in TOP_TYPES.items():
+        value = document.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise SpaceError(f"{where}: '{key}' must be {'an integer' if kind is int else 'a string'}, got {value!r}")
 
 
 def _known_keys(mapping: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "DataSplits",
     "DatasetInfo",
     "augment_batch",
+    "check_data_files",
     "clear_cache",
     "dataset_names",
     "get_dataset",
@@ -173,6 +174,13 @@ class DataSplits:
 
 
 _TENSOR_FIELDS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+
+
+def check_data_files(config: DataConfig) -> None:
+    """A :class:`DataError` now when ``config``'s files are missing (and not to be downloaded); reads nothing."""
+    info = get_dataset(config.name)
+    if info.source == "files":
+        sources.check_files(info.loader, Path(config.root).expanduser().resolve(), config.download)
 
 
 def load_data(config: DataConfig, *, device: torch.device | str = "cpu", min_size: int | None = None) -> DataSplits:

@@ -7,6 +7,7 @@ This is plain PyTorch with no Optuna or Ray inside; search backends call :func:`
 from __future__ import annotations
 
 import csv
+import pickle
 import random
 import time
 from pathlib import Path
@@ -59,7 +60,15 @@ def pretrained_state(config: TrialConfig, pretrain: PretrainConfig, data: DataSp
     base = config.replace(plan=(), pretrain=None, epochs=pretrain.epochs, optim=pretrain.optim, seed=pretrain.seed)
     path = Path(pretrain.cache_dir) / f"{config.model}-{config.base_activation}-{base.digest()}.pt"
     if path.is_file():
-        return torch.load(path, map_location=data.train_x.device, weights_only=True)
+        try:
+            return torch.load(path, map_location=data.train_x.device, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+            # weights_only refuses anything but tensors and plain containers: a file that needs more (or a
+            # truncated one) is not what this cache writes, and it is never unpickled in full.
+            raise UserError(
+                f"cached pre-trained weights '{path}' cannot be loaded as plain tensors "
+                f"({type(exc).__name__}); delete the file to train the base model again"
+            ) from exc
     seed_everything(pretrain.seed)
     model = build_trial_model(base, data, data.train_x.device)
     settings = FitSettings(pretrain.optim, pretrain.epochs, config.batch_size, pretrain.seed, config.precision)

@@ -16,7 +16,7 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -114,10 +114,13 @@ def load_fashion_mnist(root: Path, options: Mapping[str, Any], download: bool) -
     return _load_idx_set(root, "FashionMNIST", download)
 
 
+def _idx_paths(root: Path, folder: str) -> list[Path]:
+    return [root / folder / "raw" / name for split in (True, False) for name in IDX_FILES[split]]
+
+
 def _load_idx_set(root: Path, folder: str, download: bool) -> RawData:
     raw = root / folder / "raw"
-    expected = [raw / name for split in (True, False) for name in IDX_FILES[split]]
-    _ensure_files(expected, download, lambda: _torchvision_download(folder, root))
+    _ensure_files(_idx_paths(root, folder), download, lambda: _torchvision_download(folder, root))
     parts: list[tuple[Tensor, Tensor]] = []
     for split in (True, False):
         images = read_idx(raw / IDX_FILES[split][0])
@@ -139,6 +142,33 @@ CIFAR_LAYOUT: dict[int, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
 }
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch and nothing else: dicts, lists, bytes and numpy arrays.
+
+    A pickle may name any importable callable and have it called; a file under the data root is not
+    trusted to run code, so every global other than numpy's array rebuilding is refused.
+    """
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),  # the official files, pickled by Python 2's numpy
+            ("numpy._core.multiarray", "_reconstruct"),  # the same, pickled by numpy 2
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
+        }
+    )
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        super().__init__(handle, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"'{self.path}' is not a CIFAR batch: it asks to load {module}.{name}, which is refused")
+        return super().find_class(module, name)
+
+
 def read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch file as (N x 3 x 32 x 32 uint8, N int64 labels).
 
@@ -146,8 +176,7 @@ def read_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray
     decodes the numpy payload, and keys are compared in both spellings.
     """
     with path.open("rb") as handle:
-        # Unpickling runs code from the file: these are the user's own data files, read as torchvision does.
-        entry = pickle.load(handle, encoding="latin1")
+        entry = BatchUnpickler(handle, path).load()
     if not isinstance(entry, dict):
         raise DataError(f"'{path}' is not a CIFAR batch: expected a pickled dict, got {type(entry).__name__}")
     entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
@@ -170,11 +199,15 @@ def load_cifar100(root: Path, options: Mapping[str, Any], download: bool) -> Raw
     return _load_cifar(root, 100, download)
 
 
+def _cifar_paths(root: Path, classes: int) -> list[Path]:
+    folder, train_files, test_files, _ = CIFAR_LAYOUT[classes]
+    return [root / folder / name for name in train_files + test_files]
+
+
 def _load_cifar(root: Path, classes: int, download: bool) -> RawData:
     folder, train_files, test_files, label_key = CIFAR_LAYOUT[classes]
     base = root / folder
-    expected = [base / name for name in train_files + test_files]
-    _ensure_files(expected, download, lambda: _torchvision_download(folder, root))
+    _ensure_files(_cifar_paths(root, classes), download, lambda: _torchvision_download(folder, root))
     parts: list[tuple[Tensor, Tensor]] = []
     for files in (train_files, test_files):
         batches = [read_cifar_batch(base / name, label_key) for name in files]
@@ -186,6 +219,23 @@ def _load_cifar(root: Path, classes: int, download: bool) -> RawData:
 
 # ---------------------------------------------------------------------------------------------------
 # Files and downloads.
+
+
+def check_files(loader: Callable[..., RawData], root: Path, download: bool) -> None:
+    """Raise the loader's own "data files not found" error now, without reading anything.
+
+    A search checks this before it opens its storage, so a wrong ``--data-root`` leaves no study behind.
+    Bundled and generated sets need no files; with ``download`` the loader fetches what is missing.
+    """
+    paths = {
+        load_mnist: lambda: _idx_paths(root, "MNIST"),
+        load_fashion_mnist: lambda: _idx_paths(root, "FashionMNIST"),
+        load_cifar10: lambda: _cifar_paths(root, 10),
+        load_cifar100: lambda: _cifar_paths(root, 100),
+    }.get(loader)
+    if paths is not None and not download:
+        _ensure_files(paths(), download, lambda: None)
+
 
 _TORCHVISION_CLASSES = {
     "MNIST": "MNIST",

@@ -102,6 +102,8 @@ def test_cli_process_serves_and_stops_on_interrupt(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A suite started in the background inherits SIGINT ignored; Ctrl-C must reach the dashboard.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from aaf_search.config import load_yaml
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search, trial_seed
+from aaf_search.search.liveness import ATTR_OWNER, owner_record
 from aaf_search.search.study import INTERRUPTED_REASON
 from aaf_search.spaces import CATALOG
 
@@ -91,6 +92,8 @@ def test_interrupted_trials_are_failed_and_retried() -> None:
     study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
     killed = study.ask()  # what a killed run leaves: a RUNNING trial with its parameters
     CATALOG["trainable_zoo"].sample(killed)
+    # ... and its owner, a process that is gone (this pid, but another start time: the pid was recycled).
+    killed.set_user_attr(ATTR_OWNER, {**owner_record(), "started": -1})
     stream = io.StringIO()
 
     runner = FakeRunner()

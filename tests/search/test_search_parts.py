@@ -14,7 +14,7 @@ from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.seeds import sampler_seed, trial_seed
-from aaf_search.search.storage import StorageError, open_storage, redact
+from aaf_search.search.storage import StorageError, open_storage, redact, several_writers
 from aaf_search.spaces import CATALOG, SpaceDefaults
 
 
@@ -24,6 +24,17 @@ def test_trial_seeds_are_stable_and_distinct() -> None:
     assert sampler_seed(0, 0) == 279895466
     seeds = {trial_seed(s, n) for s in range(10) for n in range(100)}
     assert len(seeds) == 1000 and all(0 <= s < 2**31 for s in seeds)
+
+
+def test_processes_sharing_a_study_draw_their_own_proposals() -> None:
+    # Two processes started together see the same study (the same trials_before).
+    assert sampler_seed(0, 0, "host:100") != sampler_seed(0, 0, "host:101")
+    assert sampler_seed(0, 0, None) == sampler_seed(0, 0)
+    assert [several_writers(url) for url in ("journal:runs/j.log", "postgresql://u@h/db", "sqlite:///aaf.db")] == [
+        True,
+        True,
+        False,
+    ]
 
 
 @pytest.mark.parametrize("name", [n for n in SAMPLERS if n not in ("grid", "cmaes")])

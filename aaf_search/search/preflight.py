@@ -1,0 +1,51 @@
+"""Check, before the storage is opened, what a trial would only find out while training.
+
+The space resolves and the settings parse long before the first trial, but a wrong model name, data set,
+activation family or preset, or a data root without the files, would otherwise surface inside trial 0:
+after the study was created, with a FAIL trial in it. :func:`check_space` samples one configuration from
+the space in a throw-away in-memory study and checks every name in it against the registries, and the data
+files on disk, without building a model or reading a file.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from aaf_search import activations
+from aaf_search.activations.registry import preset_values
+from aaf_search.config import TrialConfig
+from aaf_search.errors import UserError
+from aaf_search.spaces import SearchSpace, SpaceDefaults
+from aaf_search.trials.data import check_data_files
+from aaf_search.trials.models import model_info
+
+
+def check_space(space: SearchSpace, defaults: SpaceDefaults) -> None:
+    """Raise the :class:`UserError` trial 0 would raise for a name or a data file; write nothing."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    check_trial(space.sample(study.ask(), defaults))
+
+
+def check_trial(config: TrialConfig) -> None:
+    """Every name ``config`` resolves through a registry, and the data set's files."""
+    model_info(config.model)
+    check_data_files(config.data)
+    activations.get(config.base_activation)
+    for entry in config.plan:
+        spec = entry.activation
+        family = activations.get(spec.family)
+        where = f"plan entry '{entry.select}'"
+        try:
+            preset_values(family, spec.init)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        if spec.shape not in family.shapes:
+            raise UserError(
+                f"{where}: activation '{family.family}' does not support shape '{spec.shape}'; "
+                f"it supports: {', '.join(family.shapes)}"
+            )
+        unknown = sorted(set(spec.options) - set(family.option_names))
+        if unknown:
+            valid = ", ".join(family.option_names) or "none"
+            options = ", ".join(unknown)
+            raise UserError(f"{where}: activation '{family.family}' has no option {options}; its options: {valid}")

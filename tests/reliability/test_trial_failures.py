@@ -1,0 +1,122 @@
+"""A trial that raises, runs out of memory or diverges fails alone: its reason is stored, the search goes on.
+
+In-process, with the search tests' fake runner made to fail on chosen calls: what matters here is what
+the local backend does with the exception, not how training produced it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from faults import search_fakes
+from optuna.trial import TrialState
+
+from aaf_search.config import TrialConfig
+from aaf_search.errors import UserError
+from aaf_search.search import SearchSettings, run_search
+from aaf_search.search.recording import failure_category
+from aaf_search.search.summary import summarize
+from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
+
+STORAGE = "sqlite:///runs/study.db"
+FakeRunner = search_fakes().FakeRunner
+
+
+@dataclass
+class FailingRunner:
+    """The fake runner, raising ``faults[call]`` in the first epoch of the calls it lists."""
+
+    faults: dict[int, BaseException]
+    inner: object = field(default_factory=FakeRunner)
+    calls: int = 0
+
+    def __call__(
+        self,
+        config: TrialConfig,
+        *,
+        on_epoch: Callable[[EpochReport], None] | None = None,
+        out_dir: Path | None = None,
+    ) -> TrialResult:
+        call, self.calls = self.calls, self.calls + 1
+        if call in self.faults:
+            raise self.faults[call]
+        return self.inner(config, on_epoch=on_epoch, out_dir=out_dir)  # type: ignore[operator]
+
+
+def settings(trials: int) -> SearchSettings:
+    return SearchSettings(
+        space="trainable_zoo", trials=trials, sampler="random", pruner="none", storage=STORAGE, epochs=2, seed=3
+    )
+
+
+def test_failing_trials_keep_their_reason_and_the_search_reaches_its_target() -> None:
+    runner = FailingRunner(
+        {
+            1: RuntimeError("mat1 and mat2 shapes cannot be multiplied (64x10 and 12x10)"),
+            2: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+            4: MemoryError(),
+            5: TrialDiverged(3, "training loss is nan"),
+        }
+    )
+    stream = io.StringIO()
+    # Never three failures in a row (the 3 trials this session set out to run), which would end the search.
+    outcome = run_search(settings(trials=3), runner=runner, stream=stream)
+
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    reasons = [
+        (t.user_attrs["fail_reason"], t.user_attrs["fail_category"]) for t in study.trials if t.state.name == "FAIL"
+    ]
+    assert reasons == [
+        ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x10 and 12x10)", "error"),
+        ("OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "oom"),
+        ("MemoryError", "oom"),
+        ("trial diverged at epoch 3: training loss is nan", "diverged"),
+    ]
+    assert "trial 2 failed: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" in stream.getvalue()
+    summary = summarize(outcome, STORAGE).splitlines()[0]
+    assert (
+        summary
+        == "study 'trainable_zoo' (space trainable_zoo): 3 complete, 0 pruned, 4 failed (2 oom, 1 error, 1 diverged)"
+    )
+
+
+def test_a_round_of_failures_only_stops_the_search() -> None:
+    crash = RuntimeError("CUDA error: an illegal memory access was encountered")
+    stream = io.StringIO()
+    run_search(settings(trials=2), runner=FailingRunner({0: crash, 1: crash}), stream=stream)
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    assert "stopping: the last 2 trials all failed" in stream.getvalue()
+
+
+def test_a_user_error_in_a_trial_stops_the_search_with_its_message() -> None:
+    missing = UserError("data files not found: data/MNIST/raw/train-images-idx3-ubyte")
+    with pytest.raises(UserError, match="data files not found"):
+        run_search(settings(trials=3), runner=FailingRunner({1: missing}), stream=io.StringIO())
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[1].user_attrs["fail_category"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("reason", "category"),
+    [
+        ("trial diverged at epoch 2: an activation parameter is not finite", "diverged"),
+        ("OutOfMemoryError: CUDA out of memory (traceback: /runs/ray/error.txt)", "oom"),  # a Ray worker's
+        ("RayTaskError: worker ran out of memory", "oom"),
+        ("left RUNNING by an interrupted run", "interrupted"),
+        ("interrupted", "interrupted"),
+        ("ActorDiedError: The actor died unexpectedly before finishing this task. (traceback: error.txt)", "worker"),
+        ("not run: the study already holds or runs its 8 trials", "surplus"),
+        ("ZeroDivisionError: division by zero", "error"),
+    ],
+)
+def test_failure_categories(reason: str, category: str) -> None:
+    assert failure_category(reason) == category
