@@ -16,7 +16,7 @@ Saved memory is what autograd keeps for backward: the bytes of the unique storag
 ``torch.autograd.graph.saved_tensors_hooks`` during one forward pass (so a tensor saved by two
 operations, e.g. a ReLU output that the next conv also saves, counts once).
 
-Targets (issue 6): fused time <= 1.15x the SiLU network's and saved memory <= SiLU's. The fused path
+Targets: fused time <= 1.15x the SiLU network's and saved memory <= SiLU's. The fused path
 saves the activation parameters (a few bytes) besides the input, so "<= SiLU" is checked to 0.1 %.
 The first-step column is the first step of a configuration in this process: for "fused" it includes
 torch.compile (cold: no on-disk inductor cache yet; warm: cached by an earlier run).

@@ -184,6 +184,10 @@ def kendall_tau(rank_a: Sequence[float] | np.ndarray, rank_b: Sequence[float] | 
     return Tau(float(result.statistic), float(result.pvalue), n)
 
 
+EQUAL_TOLERANCE = 1e-12
+"""Relative spread below which differences count as all equal."""
+
+
 def paired_comparison(
     candidate_scores: Sequence[float] | np.ndarray,
     baseline_scores: Sequence[float] | np.ndarray,
@@ -216,7 +220,9 @@ def paired_comparison(
     if np.all(d == 0.0):
         return Paired(n, 0.0, 0.0, nan, nan, nan, nan, nan, "all differences are zero (identical scores)")
     notes: list[str] = []
-    if sd == 0.0:
+    # Equal differences in float arithmetic leave an sd of rounding noise (1e-17), not 0: the t statistic
+    # would then be a huge number made of that noise.
+    if sd <= EQUAL_TOLERANCE * max(abs(mean_diff), 1.0):
         d_z = t_stat = t_p = nan
         notes.append("all differences are equal (sd 0): t-test and d_z undefined")
     else:

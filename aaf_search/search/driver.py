@@ -91,7 +91,8 @@ def run_search(
     context = SamplerContext(space, defaults, len(objectives))
     # Processes started together on a shared storage see the same study: without their own seeds
     # they would propose the same configurations, each trial trained twice.
-    process = this_process() if several_writers(settings.storage) else None
+    shared = several_writers(settings.storage)
+    process = this_process() if shared else None
     sampling = make_sampler(settings.sampler, sampler_seed(study_seed, trials_before, process), context)
 
     study = open_study(
@@ -132,6 +133,7 @@ def run_search(
         run_dir=run_dir,
         runner=runner or _run_trial(),
         resources=settings.resources,
+        shared=shared,
     )
     try:
         backend.run(session)

@@ -1,8 +1,9 @@
 """Who runs a trial, and whether that process is still alive: the rule for "left RUNNING by a dead run".
 
 Every trial records its owner when it starts (:func:`owner_record`: host, boot id, pid and the process's
-start time) and a heartbeat (unix time) at its start and after every epoch. A search that starts on a
-study decides for each RUNNING trial with :func:`is_stale`:
+start time) and a heartbeat (unix time) at its start and after an epoch, at most every
+:data:`HEARTBEAT_SECONDS`. A search that starts on a study decides for each RUNNING trial with
+:func:`is_stale`:
 
 - owner on this machine (same host name and boot id): stale exactly when that process is gone. The
   start time guards against a recycled pid; a different boot id means the machine rebooted since.
@@ -31,6 +32,7 @@ from typing import Any
 ATTR_OWNER = "owner"
 ATTR_HEARTBEAT = "heartbeat"
 
+HEARTBEAT_SECONDS = 60.0  # how often a running trial's heartbeat is written (after an epoch, at most this often)
 FOREIGN_GRACE_SECONDS = 2 * 3600  # an epoch longer than this on another machine would be taken for dead
 OWNERLESS_GRACE_SECONDS = 60  # far longer than the two storage writes between a trial's creation and its owner
 

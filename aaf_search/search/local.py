@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import optuna
 import torch
@@ -42,39 +43,49 @@ class LocalBackend:
         objective = make_objective(session)
         # As many failures in a row as this session set out to run (the Ray backend's rule too): a whole
         # round failed, and more trials would most likely fail as well.
-        give_up_after = max(session.remaining(), 1)
-        failed_in_a_row = 0
-        ran: list[FrozenTrial] = []  # this process's trials, as Optuna hands them to callbacks
+        watch = FailureStreak(give_up_after=max(session.remaining(), 1))
 
-        # One trial per round: other processes may share the study, so each trial first claims a slot.
         while (claim := session.claim()).missing > 0:
             if claim.open <= 0:
                 session.progress.note(
                     f"stopping: the study's last {claim.missing} trial(s) are running in other processes"
                 )
                 return
+            # Alone on the study, every open slot is this process's; shared, each trial first claims one.
+            batch = 1 if session.shared else claim.open
             try:
                 session.study.optimize(
-                    objective, n_trials=1, catch=(TrialFailed,), callbacks=[session.progress, _collect(ran)]
+                    objective, n_trials=batch, catch=(TrialFailed,), callbacks=[session.progress, watch]
                 )
             except KeyboardInterrupt:
                 session.progress.note(f"interrupted: the running trial was marked FAIL ({INTERRUPTED})")
                 raise
-            last = ran[-1]
-            if last.state != TrialState.FAIL:
-                failed_in_a_row = 0
-            elif last.user_attrs.get(ATTR_FAIL_CATEGORY) != SURPLUS:
-                failed_in_a_row += 1
-            if failed_in_a_row >= give_up_after:
-                session.progress.note(f"stopping: the last {failed_in_a_row} trials all failed")
+            if watch.gave_up:
+                session.progress.note(f"stopping: the last {watch.in_a_row} trials all failed")
                 return
 
 
-def _collect(trials: list[FrozenTrial]) -> Callable[[optuna.Study, FrozenTrial], None]:
-    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
-        trials.append(trial)
+@dataclass
+class FailureStreak:
+    """An Optuna callback that stops the study after ``give_up_after`` failed trials in a row.
 
-    return callback
+    Trials that were not run because other processes held every slot do not count.
+    """
+
+    give_up_after: int
+    in_a_row: int = 0
+
+    @property
+    def gave_up(self) -> bool:
+        return self.in_a_row >= self.give_up_after
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.FAIL:
+            self.in_a_row = 0
+        elif trial.user_attrs.get(ATTR_FAIL_CATEGORY) != SURPLUS:
+            self.in_a_row += 1
+        if self.gave_up:
+            study.stop()
 
 
 class TrialFailed(Exception):
@@ -86,7 +97,7 @@ def make_objective(session: SearchSession) -> Callable[[optuna.Trial], float | l
     recorder = session.recorder
 
     def objective(trial: optuna.Trial) -> float | list[float]:
-        if session.surplus(trial.number):
+        if session.shared and session.surplus(trial.number):
             # Another process claimed the last slot between this one's check and its ask: fail before
             # sampling, so the study holds no more finished trials than asked for.
             reason = f"{SURPLUS_PREFIX} the study already holds or runs its {session.target} trials"

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.attrs import set_user_attrs
-from aaf_search.search.liveness import ATTR_HEARTBEAT, ATTR_OWNER, owner_record
+from aaf_search.search.liveness import ATTR_HEARTBEAT, ATTR_OWNER, HEARTBEAT_SECONDS, owner_record
 from aaf_search.search.objectives import Objective, mean_epoch_seconds
 from aaf_search.search.seeds import trial_seed
 from aaf_search.spaces import SearchSpace, SpaceDefaults
@@ -78,6 +78,7 @@ class TrialRecorder:
     defaults: SpaceDefaults
     objectives: tuple[Objective, ...]
     study_seed: int
+    _heartbeats: dict[int, float] = field(default_factory=dict, init=False, repr=False)  # trial -> last written
 
     @property
     def metric(self) -> str:
@@ -85,11 +86,14 @@ class TrialRecorder:
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
         """Sample the trial's config, give it the per-trial seed and store both on the trial."""
-        # The owner first: until it is stored, a search starting elsewhere cannot tell this trial from a dead one.
-        set_user_attrs(trial, {ATTR_OWNER: owner_record(), ATTR_HEARTBEAT: time.time()})
         seed = trial_seed(self.study_seed, trial.number)
         config = self.space.sample(trial, self.defaults).replace(seed=seed)
-        set_user_attrs(trial, {ATTR_SPACE: self.space.name, ATTR_SEED: seed, ATTR_CONFIG: config.to_dict()})
+        # The owner in the same write: until then (milliseconds of sampling), other searches take the trial
+        # for a live one by its age (see liveness.OWNERLESS_GRACE_SECONDS).
+        now = time.time()
+        self._heartbeats[trial.number] = now
+        attrs = {ATTR_SPACE: self.space.name, ATTR_SEED: seed, ATTR_CONFIG: config.to_dict()}
+        set_user_attrs(trial, {**attrs, ATTR_OWNER: owner_record(), ATTR_HEARTBEAT: now})
         return config
 
     def epoch(self, trial: optuna.Trial, report: EpochReport) -> bool:
@@ -98,11 +102,18 @@ class TrialRecorder:
         Optuna keeps no intermediate values for multi-objective studies (nor prunes them); the
         per-epoch history in the user attrs holds them instead.
         """
-        trial.set_user_attr(ATTR_HEARTBEAT, time.time())  # a sign of life for searches on other machines
+        self._beat(trial)
         if len(self.objectives) > 1:
             return False
         trial.report(float(getattr(report, self.metric)), step=report.epoch)
         return trial.should_prune()
+
+    def _beat(self, trial: optuna.Trial) -> None:
+        """A sign of life for searches on other machines, written at most every HEARTBEAT_SECONDS."""
+        now = time.time()
+        if now - self._heartbeats.get(trial.number, 0.0) >= HEARTBEAT_SECONDS:
+            self._heartbeats[trial.number] = now
+            trial.set_user_attr(ATTR_HEARTBEAT, now)
 
     def complete(self, trial: optuna.Trial, result: TrialResult) -> list[float]:
         """Store the result and return the objective values, in the study's order."""

@@ -49,12 +49,16 @@ class SearchSession:
     run_dir: Path
     runner: TrialRunner
     resources: Resources
+    shared: bool = False  # other processes may search the study too (a journal file or an RDB server)
 
     def remaining(self) -> int:
         return max(self.target - count_finished(self.study), 0)
 
     def claim(self) -> Claim:
         """How many trials the study misses, and how many of those no process is running yet."""
+        if not self.shared:
+            missing = self.remaining()
+            return Claim(missing=missing, open=missing)
         trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         finished = sum(t.state in FINISHED for t in trials)
         return Claim(missing=max(self.target - finished, 0), open=self.target - len(trials))
