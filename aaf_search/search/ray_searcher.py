@@ -63,9 +63,13 @@ class StudySearcher(Searcher):
         self._running: dict[str, _Running] = {}
         self._errors: dict[str, str] = {}  # Ray trial id -> why its worker crashed (from the scheduler)
         self._failed_in_a_row = 0
+        # Finished trials the study still lacks, counted here: Ray calls suggest() on every turn of its
+        # loop while a slot is free, and reading the study each time would keep the driver's core busy.
+        # This driver is the study's only writer while it runs.
+        self._missing = session.remaining()
         # As many failures in a row as this session set out to run: a whole round, as the local backend
         # counts it, failed, and more trials would most likely fail too.
-        self._give_up_after = max(session.remaining(), 1)
+        self._give_up_after = max(self._missing, 1)
 
     @property
     def running(self) -> int:
@@ -78,7 +82,7 @@ class StudySearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Ray omits FINISHED
         """A new trial's plain-data config, ``None`` ("ask again later") or ``Searcher.FINISHED``."""
-        remaining = self.session.remaining()
+        remaining = self._missing
         if self.abort_reason is not None:
             return Searcher.FINISHED
         if self._failed_in_a_row >= self._give_up_after:
@@ -177,6 +181,7 @@ class StudySearcher(Searcher):
         self.session.progress.update(frozen, running=self.running)
 
     def _finished(self, frozen: FrozenTrial) -> None:
+        self._missing -= 1
         self._failed_in_a_row = 0
         self.session.progress.update(frozen, running=self.running)
 

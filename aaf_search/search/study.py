@@ -6,6 +6,7 @@ which space created it and with which settings, and resuming means counting its 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,16 +54,36 @@ def existing_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
     return storage.get_study_user_attrs(study_id)
 
 
+CREATION_WAIT_SECONDS = 5.0
+"""How long a study without attrs is given to get them: another process may have just created it."""
+
+
+def _settled_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
+    """:func:`existing_attrs`, waiting briefly while the study exists but its creator has not written them yet.
+
+    Optuna creates a study and its attrs in separate writes, so a search started beside another one
+    on a shared storage can find the study between the two.
+    """
+    attrs = existing_attrs(storage, name)
+    deadline = time.monotonic() + CREATION_WAIT_SECONDS
+    while attrs is not None and "space" not in attrs and time.monotonic() < deadline:
+        time.sleep(0.05)
+        attrs = existing_attrs(storage, name)
+    return attrs
+
+
 def check_compatible(storage: BaseStorage, name: str, space: str, objectives: Sequence[str]) -> bool:
     """``True`` if study ``name`` exists and may be continued by this search, ``False`` if it is new.
 
     Raises :class:`UserError`, before anything is written, when the study belongs to another space or
     optimises other objectives: mixing them would make one study mean two searches.
     """
-    attrs = existing_attrs(storage, name)
+    attrs = _settled_attrs(storage, name)
     if attrs is None:
         return False
     owner = attrs.get("space")
+    if owner is None:
+        raise UserError(f"study '{name}' was not made by aaf-search (it names no space); use --study NEW_NAME")
     if owner != space:
         raise UserError(
             f"study '{name}' was created by space '{owner}', not '{space}'; use --study NEW_NAME or --space {owner}"
@@ -100,9 +121,10 @@ def open_study(
         load_if_exists=True,
     )
     if created:
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
         study.set_user_attr("aaf_search_version", __version__)
+        # "space" last: a search starting beside this one reads the attrs as complete once it is there.
+        for key, value in sorted(attrs.items(), key=lambda item: item[0] == "space"):
+            study.set_user_attr(key, value)
     sessions = list(study.user_attrs.get("sessions", []))
     study.set_user_attr("sessions", [*sessions, dict(attrs.get("settings", {}))])
     return study

@@ -8,7 +8,7 @@ pruner's, say) ends the run.
 
 from __future__ import annotations
 
-import copy
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -108,14 +108,26 @@ def _train_step(model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, sett
 
 
 def _check_finite(model: nn.Module, train_loss: float, epoch: int) -> None:
-    if not torch.isfinite(torch.tensor(train_loss)):
+    if not math.isfinite(train_loss):
         raise TrialDiverged(epoch, f"training loss is {train_loss}")
-    for param in activation_parameters(model):
-        if not bool(torch.isfinite(param).all()):
-            raise TrialDiverged(epoch, "an activation parameter is not finite")
-    for name, param in model.named_parameters():
-        if not bool(torch.isfinite(param).all()):
-            raise TrialDiverged(epoch, f"parameter '{name}' is not finite")
+    if not _all_finite(list(activation_parameters(model))):
+        raise TrialDiverged(epoch, "an activation parameter is not finite")
+    named = list(model.named_parameters())
+    if not _all_finite([param for _, param in named]):
+        name = next(name for name, param in named if not bool(torch.isfinite(param).all()))
+        raise TrialDiverged(epoch, f"parameter '{name}' is not finite")
+
+
+def _all_finite(tensors: list[Tensor]) -> bool:
+    """Whether every element of ``tensors`` is finite, in one pass and one host sync.
+
+    max |x| per tensor in one foreach call: a NaN propagates through max and an infinity is its own max,
+    and no per-tensor boolean mask is allocated.
+    """
+    if not tensors:
+        return True
+    peaks = torch._foreach_norm([t.detach() for t in tensors], ord=math.inf)
+    return bool(torch.isfinite(torch.stack(peaks)).all())
 
 
 def fit(
@@ -135,7 +147,8 @@ def fit(
     augment = data.augmenter(generator) if settings.augment else None
     history: list[EpochReport] = []
     best_acc, best_loss, best_epoch = -1.0, float("inf"), 0
-    best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
+    # The best epoch's weights, copied into buffers allocated once rather than a new copy per improvement.
+    best_state: dict[str, Tensor] = {key: value.detach().clone() for key, value in model.state_dict().items()}
     stale = 0
     stopped_early = False
     for epoch in range(1, settings.epochs + 1):
@@ -172,7 +185,8 @@ def fit(
         history.append(report)
         if val_acc > best_acc:
             best_acc, best_loss, best_epoch, stale = val_acc, val_loss, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            for key, value in model.state_dict().items():
+                best_state[key].copy_(value)
         else:
             stale += 1
         if on_epoch is not None:

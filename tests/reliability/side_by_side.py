@@ -17,7 +17,9 @@ def search_side_by_side(storage: str, processes: int, target: int, tmp_path: Pat
     """
     Path("space.yaml").write_text(SPACE)
     # One torch thread each: three processes of two threads on two cores would mostly wait for each other.
-    command = search_command(storage, "--cpus-per-trial", "1", "--study", study, trials=target, epochs=15)
+    # Trials of 40 epochs (a second or two each) outlast the spread of the processes' start-ups, so that
+    # all of them join before the first has run every trial.
+    command = search_command(storage, "--cpus-per-trial", "1", "--study", study, trials=target, epochs=40)
     searches = [Search.start(command, tmp_path / f"search{i}.log") for i in range(processes)]
     for search in searches:
         assert search.wait() == 0, search.output()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import threading
 from pathlib import Path
 
+import optuna
 import pytest
 from faults import SPACE, Search, running_mid_trial, search_command, trials, wait_until
 from side_by_side import search_side_by_side
 
 from aaf_search.cli import main
-from aaf_search.search.storage import explain_locked
+from aaf_search.errors import UserError
+from aaf_search.search import study as study_module
+from aaf_search.search.storage import explain_locked, open_storage
+from aaf_search.search.study import check_compatible
 
 STORAGE = "sqlite:///runs/aaf.db"
 
@@ -75,3 +80,20 @@ def test_database_is_locked_is_found_behind_optunas_own_exception() -> None:
     except StorageInternalError as exc:
         assert explain_locked(exc) is not None
     assert explain_locked(RuntimeError("disk I/O error")) is None
+
+
+def test_a_study_found_mid_creation_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another process has created the study but not yet written its attrs (two separate writes).
+    storage = open_storage("sqlite:///runs/aaf.db")
+    study = optuna.create_study(storage=storage, study_name="trainable_zoo")
+    writer = threading.Timer(0.3, lambda: study.set_user_attr("space", "trainable_zoo"))
+    writer.start()
+    try:
+        assert check_compatible(storage, "trainable_zoo", "trainable_zoo", ["accuracy"]) is True
+    finally:
+        writer.join()
+
+    monkeypatch.setattr(study_module, "CREATION_WAIT_SECONDS", 0.2)
+    optuna.create_study(storage=storage, study_name="made_elsewhere")  # by plain Optuna: never gets a space
+    with pytest.raises(UserError, match="study 'made_elsewhere' was not made by aaf-search"):
+        check_compatible(storage, "made_elsewhere", "trainable_zoo", ["accuracy"])

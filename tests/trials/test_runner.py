@@ -11,6 +11,7 @@ import torch
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, PretrainConfig, TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.trials.data import load_data
+from aaf_search.trials.loop import _check_finite
 from aaf_search.trials.models import build_model
 from aaf_search.trials.optim import build_optimisers
 from aaf_search.trials.plan import apply_plan, uniform_plan
@@ -134,3 +135,25 @@ def test_bad_plan_selector_is_a_user_error() -> None:
     plan = (PlanEntry("tag:attention_gate", ActivationSpec("apa")),)
     with pytest.raises(UserError, match="matches no activation slot"):
         run_trial(TrialConfig(model="dnn2", epochs=1, device="cpu", plan=plan))
+
+
+@pytest.mark.parametrize(
+    ("poisoned", "value", "message"),
+    [
+        ("act", float("nan"), "an activation parameter is not finite"),
+        ("head.weight", float("inf"), "parameter 'head.weight' is not finite"),
+        ("fc.linear1.bias", float("-inf"), "parameter 'fc.linear1.bias' is not finite"),
+    ],
+)
+def test_a_non_finite_parameter_is_named_after_the_epoch(poisoned: str, value: float, message: str) -> None:
+    model = build_model("dnn2", input_shape=(1, 8, 8), num_classes=10)
+    apply_plan(model, uniform_plan("coslu"), torch.zeros(2, 1, 8, 8))
+    params = dict(model.named_parameters())
+    target = next(p for name, p in params.items() if name.endswith("act.a")) if poisoned == "act" else params[poisoned]
+    with torch.no_grad():
+        target.view(-1)[0] = value
+    with pytest.raises(TrialDiverged, match=message):
+        _check_finite(model, train_loss=0.5, epoch=3)
+    with torch.no_grad():
+        target.view(-1)[0] = 0.0
+    _check_finite(model, train_loss=0.5, epoch=3)  # all finite again: no error
