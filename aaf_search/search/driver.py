@@ -27,7 +27,7 @@ from aaf_search.search.samplers import SAMPLERS, SamplerContext, make_sampler
 from aaf_search.search.seeds import sampler_seed
 from aaf_search.search.session import SearchSession, TrialRunner
 from aaf_search.search.settings import SearchSettings
-from aaf_search.search.storage import SQLITE_PREFIX, open_storage, several_writers
+from aaf_search.search.storage import open_storage, several_writers
 from aaf_search.search.study import (
     check_compatible,
     existing_attrs,
@@ -150,7 +150,7 @@ def check_single_writer(storage: BaseStorage, url: str, name: str) -> None:
     "database is locked" failures halfway through a trial. The journal file and the RDB servers are
     made for several writers, so this is said before anything is written.
     """
-    if not url.startswith(SQLITE_PREFIX):
+    if several_writers(url):
         return
     live = live_trials(storage, name)
     if live:
