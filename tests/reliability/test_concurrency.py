@@ -1,4 +1,5 @@
-"""Searches side by side on one study: safe on a journal file, refused in one line on SQLite."""
+"""Searches side by side on one study: safe on a journal file, refused in one line on SQLite; a study found
+half-created (its attrs not yet written by the process that created it) is waited for."""
 
 from __future__ import annotations
 
