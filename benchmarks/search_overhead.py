@@ -9,7 +9,8 @@ against bare Ray Tune with Ray's ``OptunaSearch`` and a trainable that imports t
 (as any real trainable does) and reports once, both with ``reuse_actors=True`` and the same
 concurrency. Target: at most 10 % more wall time per trial.
 
-    python benchmarks/search_overhead.py [--trials 60] [--repeats 3] [--storage sqlite journal] [--ray] [--ray-trials 20]
+    python benchmarks/search_overhead.py [--trials 60] [--repeats 3] [--storage sqlite journal]
+                                         [--ray] [--ray-trials 20]
 """
 
 from __future__ import annotations
