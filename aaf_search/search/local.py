@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from aaf_search.errors import UserError
-from aaf_search.search.recording import ATTR_FAIL_CATEGORY, INTERRUPTED, SURPLUS, SURPLUS_PREFIX, failure_category
-from aaf_search.search.session import SearchSession
+from aaf_search.search.recording import INTERRUPTED, SURPLUS_PREFIX, failure_category
+from aaf_search.search.session import FailureStreak, SearchSession
 from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import first_line
 from aaf_search.trials.report import EpochReport, TrialDiverged
@@ -43,7 +42,7 @@ class LocalBackend:
         objective = make_objective(session)
         # As many failures in a row as this session set out to run (the Ray backend's rule too): a whole
         # round failed, and more trials would most likely fail as well.
-        watch = FailureStreak(give_up_after=max(session.remaining(), 1))
+        streak = FailureStreak(give_up_after=max(session.remaining(), 1))
 
         while (claim := session.claim()).missing > 0:
             if claim.open <= 0:
@@ -55,37 +54,28 @@ class LocalBackend:
             batch = 1 if session.shared else claim.open
             try:
                 session.study.optimize(
-                    objective, n_trials=batch, catch=(TrialFailed,), callbacks=[session.progress, watch]
+                    objective,
+                    n_trials=batch,
+                    catch=(TrialFailed,),
+                    callbacks=[session.progress, stop_on_give_up(streak)],
                 )
             except KeyboardInterrupt:
                 session.progress.note(f"interrupted: the running trial was marked FAIL ({INTERRUPTED})")
                 raise
-            if watch.gave_up:
-                session.progress.note(f"stopping: the last {watch.in_a_row} trials all failed")
+            if streak.gave_up:
+                session.progress.note(f"stopping: the last {streak.in_a_row} trials all failed")
                 return
 
 
-@dataclass
-class FailureStreak:
-    """An Optuna callback that stops the study after ``give_up_after`` failed trials in a row.
+def stop_on_give_up(streak: FailureStreak) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """An Optuna callback that counts each finished trial into ``streak`` and stops the study when it gives up."""
 
-    Trials that were not run because other processes held every slot do not count.
-    """
-
-    give_up_after: int
-    in_a_row: int = 0
-
-    @property
-    def gave_up(self) -> bool:
-        return self.in_a_row >= self.give_up_after
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.FAIL:
-            self.in_a_row = 0
-        elif trial.user_attrs.get(ATTR_FAIL_CATEGORY) != SURPLUS:
-            self.in_a_row += 1
-        if self.gave_up:
+    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
+        streak.record(trial)
+        if streak.gave_up:
             study.stop()
+
+    return callback
 
 
 class TrialFailed(Exception):

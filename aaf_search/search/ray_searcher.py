@@ -31,7 +31,7 @@ from aaf_search import activations
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search import ray_trainable as wire
-from aaf_search.search.session import SearchSession
+from aaf_search.search.session import FailureStreak, SearchSession
 from aaf_search.trials.data import get_dataset
 from aaf_search.trials.models import model_info
 from aaf_search.trials.report import EpochReport
@@ -62,14 +62,13 @@ class StudySearcher(Searcher):
         self.abort_reason: str | None = None
         self._running: dict[str, _Running] = {}
         self._errors: dict[str, str] = {}  # Ray trial id -> why its worker crashed (from the scheduler)
-        self._failed_in_a_row = 0
         # Finished trials the study still lacks, counted here: Ray calls suggest() on every turn of its
         # loop while a slot is free, and reading the study each time would keep the driver's core busy.
         # This driver is the study's only writer while it runs.
         self._missing = session.remaining()
         # As many failures in a row as this session set out to run: a whole round, as the local backend
         # counts it, failed, and more trials would most likely fail too.
-        self._give_up_after = max(self._missing, 1)
+        self._streak = FailureStreak(give_up_after=max(self._missing, 1))
 
     @property
     def running(self) -> int:
@@ -85,8 +84,8 @@ class StudySearcher(Searcher):
         remaining = self._missing
         if self.abort_reason is not None:
             return Searcher.FINISHED
-        if self._failed_in_a_row >= self._give_up_after:
-            self.session.progress.note(f"stopping: the last {self._failed_in_a_row} trials all failed")
+        if self._streak.gave_up:
+            self.session.progress.note(f"stopping: the last {self._streak.in_a_row} trials all failed")
             return Searcher.FINISHED
         if remaining - self.running <= 0:
             # Enough trials in flight; stay open while any runs, since a failed one must be replaced.
@@ -177,12 +176,12 @@ class StudySearcher(Searcher):
         frozen = self.session.study.tell(running.trial, state=TrialState.FAIL)
         if note:
             self.session.progress.note(f"trial {running.trial.number} failed: {reason}")
-        self._failed_in_a_row += 1
+        self._streak.record(frozen)
         self.session.progress.update(frozen, running=self.running)
 
     def _finished(self, frozen: FrozenTrial) -> None:
         self._missing -= 1
-        self._failed_in_a_row = 0
+        self._streak.record(frozen)
         self.session.progress.update(frozen, running=self.running)
 
 

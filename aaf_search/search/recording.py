@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.attrs import set_user_attrs
@@ -68,6 +69,12 @@ def failure_category(reason: str) -> str:
     if text.startswith(SURPLUS_PREFIX):
         return SURPLUS
     return "error"
+
+
+def stored_category(trial: FrozenTrial) -> str:
+    """The failure category a trial stored; trials failed before categories were stored carry only the reason."""
+    category = trial.user_attrs.get(ATTR_FAIL_CATEGORY)
+    return str(category) if category else failure_category(str(trial.user_attrs.get(ATTR_FAIL_REASON) or ""))
 
 
 @dataclass(frozen=True)

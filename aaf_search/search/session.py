@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Protocol
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.progress import ProgressLine
-from aaf_search.search.recording import TrialRecorder
+from aaf_search.search.recording import ATTR_FAIL_CATEGORY, SURPLUS, TrialRecorder
 from aaf_search.search.settings import Resources
 from aaf_search.search.study import FINISHED, count_finished
 from aaf_search.trials.report import EpochReport, TrialResult
@@ -28,6 +28,27 @@ class TrialRunner(Protocol):
         on_epoch: Callable[[EpochReport], None] | None = None,
         out_dir: Path | None = None,
     ) -> TrialResult: ...
+
+
+@dataclass
+class FailureStreak:
+    """Failed trials in a row; a backend gives up after ``give_up_after`` of them (both backends' rule).
+
+    Trials that were not run because other processes held every slot do not count.
+    """
+
+    give_up_after: int
+    in_a_row: int = 0
+
+    @property
+    def gave_up(self) -> bool:
+        return self.in_a_row >= self.give_up_after
+
+    def record(self, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.FAIL:
+            self.in_a_row = 0
+        elif trial.user_attrs.get(ATTR_FAIL_CATEGORY) != SURPLUS:
+            self.in_a_row += 1
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from aaf_search import __version__
 from aaf_search.errors import UserError
 from aaf_search.search.liveness import is_stale
-from aaf_search.search.recording import ATTR_FAIL_CATEGORY, ATTR_FAIL_REASON, INTERRUPTED, failure_category
+from aaf_search.search.recording import ATTR_FAIL_CATEGORY, ATTR_FAIL_REASON, INTERRUPTED, stored_category
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 """The states that count towards ``--trials``; a FAIL trial is retried by a new trial, not counted."""
@@ -162,14 +162,7 @@ def fail_interrupted(study: optuna.Study, storage: BaseStorage) -> list[FrozenTr
 
 def was_interrupted(trial: FrozenTrial) -> bool:
     """A FAIL trial that a kill or Ctrl-C stopped (not one that failed for a reason of its own)."""
-    if trial.state != TrialState.FAIL:
-        return False
-    category = trial.user_attrs.get(ATTR_FAIL_CATEGORY)
-    reason = trial.user_attrs.get(ATTR_FAIL_REASON)
-    # Trials failed before categories were stored carry only the reason.
-    if category is None and isinstance(reason, str):
-        category = failure_category(reason)
-    return category == INTERRUPTED
+    return trial.state == TrialState.FAIL and stored_category(trial) == INTERRUPTED
 
 
 def retry_interrupted(study: optuna.Study) -> list[int]:

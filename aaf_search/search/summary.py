@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.search.export import ranked
-from aaf_search.search.recording import ATTR_FAIL_CATEGORY, ATTR_FAIL_REASON, failure_category
+from aaf_search.search.recording import stored_category
 from aaf_search.search.storage import redact
 
 if TYPE_CHECKING:
@@ -20,11 +20,7 @@ PARETO_SHOWN = 10  # Pareto-front trials listed; the dashboard shows them all
 
 def failure_breakdown(trials: Sequence[FrozenTrial]) -> str:
     """`` (2 diverged, 1 oom)``: the failed trials by category, most frequent first; empty without failures."""
-    categories = Counter(
-        t.user_attrs.get(ATTR_FAIL_CATEGORY) or failure_category(str(t.user_attrs.get(ATTR_FAIL_REASON, "")))
-        for t in trials
-        if t.state == TrialState.FAIL
-    )
+    categories = Counter(stored_category(t) for t in trials if t.state == TrialState.FAIL)
     if not categories:
         return ""
     return " (" + ", ".join(f"{count} {category}" for category, count in categories.most_common()) + ")"
