@@ -5,7 +5,8 @@
     python benchmarks/activations.py --families coslu apa --repeats 9
 
 One training step (forward, cross-entropy, backward, SGD step) of a 4-conv CIFAR-shaped network (input
-3x32x32, batch 128; fp32 on CPU, bf16 autocast on CUDA) whose four activation slots all hold the same
+3x32x32, batch 128; fp32 on CPU, bf16 autocast on CUDA; weights in channels-last format, as trials
+train, or NCHW with ``--memory-format contiguous``) whose four activation slots all hold the same
 family (shape "layer"). Each family runs with the eager reference modules and with the fused kernels
 (``aaf_search.activations.set_implementation``); the same network with ReLU and with SiLU runs in the same
 session. Configurations are interleaved (one timing block of each per round, for ``--repeats`` rounds)
@@ -46,6 +47,7 @@ CLASSES = 10
 WIDTHS = (16, 32, 32, 64)  # output channels of the four 3x3 convs; a 2x2 max-pool after the 2nd and 4th
 LR = 0.01  # SGD learning rate (the value is irrelevant to timing; a step must still update the weights)
 TIME_TARGET = 1.15  # fused step time / SiLU step time must be at most this
+FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 MEMORY_SLACK = 1.001  # fused saved memory / SiLU's: the saved activation parameters are a few bytes
 
 
@@ -92,10 +94,13 @@ class Setting:
 
     device: torch.device
     autocast: torch.dtype | None  # bf16 autocast on CUDA; None = plain fp32
+    memory_format: torch.memory_format = torch.channels_last  # the format trials train in (trials/loop.py)
 
     @property
     def name(self) -> str:
-        return f"{self.device.type} " + ("bf16 autocast" if self.autocast is not None else "fp32")
+        precision = "bf16 autocast" if self.autocast is not None else "fp32"
+        layout = "channels-last" if self.memory_format == torch.channels_last else "NCHW"
+        return f"{self.device.type} {precision}, {layout}"
 
 
 def make_config(family: str, impl: str, setting: Setting) -> Config:
@@ -104,7 +109,7 @@ def make_config(family: str, impl: str, setting: Setting) -> Config:
     def make_act(channels: int) -> nn.Module:
         return activations.create(family, shape="layer", channels=channels)
 
-    net = Net(make_act).to(setting.device)
+    net = Net(make_act).to(setting.device, memory_format=setting.memory_format)
     return Config(family, impl, net, torch.optim.SGD(net.parameters(), lr=LR))
 
 
@@ -228,6 +233,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="3 rounds of 2 steps (overrides --repeats/--steps)")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="all: CPU, and CUDA if present")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--memory-format",
+        choices=tuple(FORMATS),
+        default="channels_last",
+        help="the network's weight format (default: channels_last, as trials train; the input stays NCHW)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.steps = 3, 2
@@ -244,9 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     settings = []
     if args.device in ("all", "cpu"):
-        settings.append(Setting(torch.device("cpu"), None))
+        settings.append(Setting(torch.device("cpu"), None, FORMATS[args.memory_format]))
     if args.device in ("all", "cuda") and torch.cuda.is_available():
-        settings.append(Setting(torch.device("cuda"), torch.bfloat16))
+        settings.append(Setting(torch.device("cuda"), torch.bfloat16, FORMATS[args.memory_format]))
     for setting in settings:
         print(machine(setting.device))
         print(f"network: 4 conv {WIDTHS} + linear, input {BATCH}x{'x'.join(map(str, IMAGE))}, SGD step")

@@ -8,9 +8,9 @@ loop with reductions (backward); called as they are, they are the eager fallback
 
 The derivatives follow autograd's conventions at the kinks so that fused and eager gradients agree
 everywhere, not only away from kinks: ReLU passes the gradient where its output is > 0, ``clamp`` where
-min <= x <= max (inclusive), ``torch.minimum`` splits it 1/2-1/2 on ties, ``abs`` has derivative
-``sign(x)`` (0 at 0), ``softplus`` is the identity above its threshold 20. The formulas are checked
-against autograd of the reference modules by ``tests/activations/test_fused.py`` (gradcheck in float64).
+min < x < max (0 on a bound), ``torch.minimum`` splits it 1/2-1/2 on ties, ``abs`` has derivative
+``sign(x)`` (0 at 0), ``softplus`` is the identity above its threshold 20. The formulas are checked against
+autograd of the reference modules by ``tests/activations/test_fused.py`` (gradcheck in float64).
 """
 
 from __future__ import annotations
@@ -261,12 +261,24 @@ def leaf_bwd(gy: Tensor, x: Tensor, p1: Tensor, p2: Tensor, p3: Tensor, p4: Tens
 # ---- F-neuron ------------------------------------------------------------------------------------------
 
 
+HAT_MAX_KNOTS = 34
+"""Up to this many knots (count <= 32) F-neuron's fused kernels use the hat-function form, above it the gather form.
+
+The hat form costs a few operations per knot and element, but vectorises and reduces the weight gradient
+in registers; the gather form's weight gradient is a scatter-add, which serialises. On the 2-core
+development machine (fp32, 4M elements) the hat form's backward took 53 ms against the scatter's 83 ms
+at 18 knots (the default), and the two were level at 34.
+"""
+
+
 def fneuron_kernels(count: int, interval: tuple[float, float]) -> tuple[Forward, Backward]:
     """F-neuron: y = w[j] + f·(w[j+1] - w[j]) with p = clamp((x - l)/r, 0, K-1), j = min(⌊p⌋, K-2), f = p - j.
 
-    ``weights`` has shape ``(*rows, K)``, K = count + 2, r = (right - left)/(K - 1). Gradients:
-    ∂/∂x = (w[j+1] - w[j])/r where 0 <= (x - l)/r <= K-1 (clamp's inclusive mask), else 0;
-    ∂/∂w[j] += 1 - f and ∂/∂w[j+1] += f, accumulated per row (an index_add, not a dense (N, ..., K) tensor).
+    ``weights`` has shape ``(*rows, K)``, K = count + 2, r = (right - left)/(K - 1). Equivalently
+    y = Σ_k w[k]·hat_k(p) with hat_k(p) = max(0, 1 - |p - k|) (the hat form). Gradients:
+    ∂/∂x = (w[j+1] - w[j])/r where 0 < (x - l)/r < K-1 (clamp's exclusive mask), else 0;
+    ∂/∂w[k] = Σ gy·hat_k(p) per row, i.e. 1 - f to w[j] and f to w[j+1] (the gather form accumulates
+    those two with an index_add instead of K sums). Both forms agree with the reference at the knots.
     """
     k = count + 2
     left, right = interval
@@ -283,24 +295,46 @@ def fneuron_kernels(count: int, interval: tuple[float, float]) -> tuple[Forward,
             index = index + torch.arange(rows.numel(), device=x.device).view(rows) * k
         return raw, index, fraction
 
-    def forward(x: Tensor, weights: Tensor) -> Tensor:
+    def input_grad(gy: Tensor, raw: Tensor, index: Tensor, flat: Tensor) -> Tensor:
+        inside = ((raw > 0) & (raw < k - 1)).to(gy.dtype)
+        return gy * (flat[index + 1] - flat[index]) * inside / radius
+
+    def hats(x: Tensor) -> list[Tensor]:
+        position = ((x - left) / radius).clamp(0, k - 1)
+        return [F.relu(1 - (position - j).abs()) for j in range(k)]
+
+    def hat_forward(x: Tensor, weights: Tensor) -> Tensor:
+        basis = hats(x)
+        y = weights[..., 0] * basis[0]
+        for j in range(1, k):
+            y = y + weights[..., j] * basis[j]
+        return y
+
+    def hat_backward(gy: Tensor, x: Tensor, weights: Tensor) -> tuple[Tensor, ...]:
+        raw, index, _ = locate(x, weights)
+        gx = input_grad(gy, raw, index, weights.reshape(-1))
+        rows = weights.shape[:-1]
+        return gx, torch.stack([sum_to(gy * hat, rows) for hat in hats(x)], dim=-1)
+
+    def gather_forward(x: Tensor, weights: Tensor) -> Tensor:
         _, index, fraction = locate(x, weights)
         flat = weights.reshape(-1)
         lower = flat[index]
         return lower + fraction * (flat[index + 1] - lower)
 
-    def backward(gy: Tensor, x: Tensor, weights: Tensor) -> tuple[Tensor, ...]:
+    def gather_backward(gy: Tensor, x: Tensor, weights: Tensor) -> tuple[Tensor, ...]:
         raw, index, fraction = locate(x, weights)
         flat = weights.reshape(-1)
-        inside = ((raw >= 0) & (raw <= k - 1)).to(x.dtype)
-        gx = gy * (flat[index + 1] - flat[index]) * inside / radius
+        gx = input_grad(gy, raw, index, flat)
         index = index.reshape(-1)
         gy_upper = (gy * fraction).reshape(-1)
         gw = flat.new_zeros(flat.shape)
         gw = gw.index_add(0, index, gy.reshape(-1) - gy_upper).index_add(0, index + 1, gy_upper)
         return gx, gw.reshape(weights.shape)
 
-    return forward, backward
+    if k <= HAT_MAX_KNOTS:
+        return hat_forward, hat_backward
+    return gather_forward, gather_backward
 
 
 # ---- APA / AGLU (seed 004) -----------------------------------------------------------------------------
@@ -330,11 +364,11 @@ def _apa_parts(z: Tensor, lam: Tensor, kappa: Tensor) -> tuple[Tensor, Tensor, T
     dz = y * kappa * sig * inv
     dlam = y * (sp - sig) * inv * inv
     dkappa = y * z * sig * inv
-    return y, dz, dlam, dkappa, (lam >= LAMBDA_MIN).to(z.dtype)
+    return y, dz, dlam, dkappa, (lam > LAMBDA_MIN).to(z.dtype)
 
 
 def apa_bwd(gy: Tensor, z: Tensor, lam: Tensor, kappa: Tensor) -> tuple[Tensor, ...]:
-    """See :func:`_apa_parts`; clamp passes the λ gradient where λ >= 1e-4."""
+    """See :func:`_apa_parts`; clamp passes the λ gradient where λ > 1e-4."""
     _, dz, dlam, dkappa, lam_mask = _apa_parts(z, lam, kappa)
     return gy * dz, sum_to(gy * dlam, lam.shape) * lam_mask, sum_to(gy * dkappa, kappa.shape)
 

@@ -160,6 +160,37 @@ def test_gradcheck_float64_and_equal_to_eager_autograd(name: str, mode: ParamSha
     assert eager_out.abs().max() > 0.1  # non-trivial values, not zeros against zeros
 
 
+@pytest.mark.parametrize("count", [6, fused_kernels.HAT_MAX_KNOTS - 1], ids=["hat-form", "gather-form"])
+@pytest.mark.parametrize("mode", ["layer", "neuron"])
+def test_fneuron_both_kernel_forms_equal_eager_on_and_between_knots(count: int, mode: ParamShape) -> None:
+    # The hat form (up to HAT_MAX_KNOTS knots) and the gather form (more) follow the reference's
+    # conventions at the knots themselves, where the interpolation switches segment.
+    interval = (-2.0, 2.0)
+    module = activations.create("fneuron", shape=mode, input_shape=(2, 4), count=count, interval=interval).double()
+    with torch.no_grad():
+        module.weights.uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(0))
+    k = knots(count, interval)[:24]
+    x = torch.cat([k, torch.linspace(-3.0, 3.0, 48 - len(k), dtype=torch.float64)]).view(6, 2, 4)
+    eager_out, eager_grads = _value_and_grads(module, x, "eager")
+    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    torch.testing.assert_close(fused_out, eager_out, atol=1e-12, rtol=1e-12)
+    for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
+        torch.testing.assert_close(g_fused, g_eager, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["apa", "aglu"])
+def test_apa_lambda_gradient_on_the_clamp_bound_equals_eager(name: str) -> None:
+    # clamp passes no gradient where λ sits exactly on its bound; the fused mask must agree.
+    module = activations.create(name, shape="layer").double()
+    with torch.no_grad():
+        module.get_parameter("lam").fill_(LAMBDA_MIN)
+    x = torch.linspace(-2.0, 2.0, 12, dtype=torch.float64).view(3, 4)
+    _, eager_grads = _value_and_grads(module, x, "eager")
+    _, fused_grads = _value_and_grads(module, x, "fused")
+    for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
+        torch.testing.assert_close(g_fused, g_eager, atol=1e-10, rtol=1e-10)
+
+
 # Relative tolerances (of each tensor's scale) for float32 and bfloat16, vs the eager module in that dtype.
 DTYPE_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
 
