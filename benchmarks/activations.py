@@ -103,10 +103,23 @@ class Setting:
         return f"{self.device.type} {precision}, {layout}"
 
 
+LSLU_SHELL = "silu+dwconv"
+"""SiLU followed by LSLU's own depthwise conv and BatchNorm: what LSLU costs with its series replaced by SiLU."""
+
+
+def lslu_shell(channels: int, n: int = 3) -> nn.Module:
+    """SiLU, then the (2n+1)x(2n+1) depthwise conv and BatchNorm that an LSLU module of series length n holds."""
+    size = 2 * n + 1
+    conv = nn.Conv2d(channels, channels, size, padding=n, groups=channels, bias=False)
+    return nn.Sequential(nn.SiLU(), conv, nn.BatchNorm2d(channels, eps=1e-6))
+
+
 def make_config(family: str, impl: str, setting: Setting) -> Config:
     torch.manual_seed(0)
 
     def make_act(channels: int) -> nn.Module:
+        if family == LSLU_SHELL:
+            return lslu_shell(channels)
         return activations.create(family, shape="layer", channels=channels)
 
     net = Net(make_act).to(setting.device, memory_format=setting.memory_format)
@@ -159,6 +172,8 @@ def run(setting: Setting, families: Sequence[str], repeats: int, steps: int) -> 
     x = torch.randn(BATCH, *IMAGE, generator=generator).to(setting.device)
     y = torch.randint(0, CLASSES, (BATCH,), generator=generator).to(setting.device)
     configs = [make_config("relu", "eager", setting), make_config("silu", "eager", setting)]
+    if "lslu" in families:
+        configs.append(make_config(LSLU_SHELL, "eager", setting))
     configs += [make_config(f, impl, setting) for f in families for impl in ("eager", "fused")]
     for config in configs:
         with implementation(config.impl):
@@ -209,6 +224,17 @@ def report(setting: Setting, configs: list[Config]) -> None:
             f"{c.family:<15}{c.impl:<7}{1e3 * t:9.1f}{t / relu_t:8.2f}{t / silu_t:8.2f}"
             f"{m / 2**20:10.1f}{m / relu_m:8.2f}{m / silu_m:8.2f}{c.first_step:12.2f}  {meets}"
         )
+    shell = next((c for c in configs if c.family == LSLU_SHELL), None)
+    if shell is not None:
+        # LSLU's depthwise conv and BatchNorm are part of the family, not of its activation: set apart
+        # from the SiLU network, they show what the series itself costs.
+        shell_t = median[shell.label]
+        for c in configs:
+            if c.family == "lslu":
+                print(
+                    f"lslu/{c.impl} against {LSLU_SHELL} (its conv and BatchNorm with SiLU in place of the series): "
+                    f"time x{median[c.label] / shell_t:.2f}, memory x{c.saved_bytes / shell.saved_bytes:.2f}"
+                )
 
 
 def machine(device: torch.device) -> str:
