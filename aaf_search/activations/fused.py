@@ -61,8 +61,9 @@ AUTO_FUSED: dict[tuple[str, bool], frozenset[str]] = {
     # 2-core CPU: fused was faster for every family, 1.08x (ShiLU) to 2.3x (NormLinComb); see the README's benchmark
     # section). Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry.
     # Without compilation the fused formulas save memory but were not shown faster: eager.
-    # LSLU stays eager: its depthwise conv dominates the step (fused: 5.4x -> 3.8x SiLU), and every series
-    # length n is a separate kernel, so a search over n would pay a compilation in nearly every trial.
+    # LSLU stays eager: every series length n is a separate kernel, so a search over n (lslu_depth) would
+    # pay a compilation of 1-4 s in most of a worker's first trials, longer than the fused series saves in
+    # a short trial (step 3.8x -> 2.3x SiLU; its depthwise conv and BatchNorm, not the series, are the rest).
     ("cpu", True): frozenset(KERNELS) - {"lslu"},
 }
 

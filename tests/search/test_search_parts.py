@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sqlite3
 from pathlib import Path
 
 import optuna
@@ -99,6 +101,19 @@ def test_storage_forms(tmp_path: Path) -> None:
         open_storage("journal:")
     assert redact("postgresql://aaf:secret@db:5432/aaf") == "postgresql://aaf:***@db:5432/aaf"
     assert redact("sqlite:///aaf-runs/aaf.db") == "sqlite:///aaf-runs/aaf.db"
+
+
+def test_sqlite_storage_commits_through_a_write_ahead_log(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    storage = open_storage(f"sqlite:///{path}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    with storage.engine.connect() as connection:  # synchronous is per connection: 1 = NORMAL
+        assert connection.exec_driver_sql("PRAGMA synchronous").fetchone() == (1,)
+    reopened = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{path}"))
+    assert len(reopened.trials) == 2
 
 
 class _Tty(io.StringIO):
