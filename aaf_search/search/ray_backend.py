@@ -115,15 +115,16 @@ def _tune(session: SearchSession) -> None:
 
     from aaf_search.search.ray_scheduler import StudyPruningScheduler
     from aaf_search.search.ray_searcher import StudySearcher
-    from aaf_search.search.ray_trainable import train_trial
+    from aaf_search.search.ray_trainable import worker_trainable
 
     cluster = ray.cluster_resources()
     fitted = fit_resources(session.resources, cluster.get("CPU", 0.0), cluster.get("GPU", 0.0))
     searcher = StudySearcher(session, threads=fitted.threads, workdir=Path.cwd())
     tuner = tune.Tuner(
-        # The session's runner (run_trial, or a stand-in for benchmarks) travels to the workers by reference.
+        # The session's runner (run_trial, or a stand-in for benchmarks) travels to the workers by reference,
+        # through the object store; train_trial travels by value, so that a worker starts fast.
         tune.with_resources(
-            tune.with_parameters(train_trial, runner=session.runner), {"cpu": fitted.cpus, "gpu": fitted.gpus}
+            tune.with_parameters(worker_trainable(), runner=session.runner), {"cpu": fitted.cpus, "gpu": fitted.gpus}
         ),
         tune_config=tune.TuneConfig(
             search_alg=searcher,

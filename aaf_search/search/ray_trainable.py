@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,10 @@ def train_trial(config: dict[str, Any], runner: TrialRunner | None = None) -> No
     import torch
     from ray import tune
 
-    from aaf_search.trials.runner import run_trial
+    if runner is None:  # imported only when used: it brings the models, the data sets and the activations
+        from aaf_search.trials.runner import run_trial
 
-    run = runner or run_trial
+        runner = run_trial
 
     # Ray starts each trial in its own directory; relative paths in a trial config (the data root,
     # the pre-training cache) mean the driver's directory, as with the local backend.
@@ -65,7 +67,7 @@ def train_trial(config: dict[str, Any], runner: TrialRunner | None = None) -> No
         tune.report(epoch_metrics(report))
 
     try:
-        result = run(trial_config, on_epoch=on_epoch, out_dir=Path(config[OUT_DIR_KEY]))
+        result = runner(trial_config, on_epoch=on_epoch, out_dir=Path(config[OUT_DIR_KEY]))
     except TrialDiverged as exc:
         tune.report({FAILED: str(exc)})
         return
@@ -73,6 +75,27 @@ def train_trial(config: dict[str, Any], runner: TrialRunner | None = None) -> No
         tune.report({FAILED: str(exc), USER_ERROR: True})
         return
     tune.report(final_metrics(result))
+
+
+def worker_trainable() -> Callable[..., None]:
+    """:func:`train_trial`, set to travel to the workers by value rather than as an import of this module.
+
+    A function is pickled by reference unless its module is registered otherwise, so each worker actor
+    would import this module before Tune counts it as started, and with it its package,
+    ``aaf_search.search``: the driver's side (Optuna, the samplers, preflight with the model and
+    activation registries, torch, torchvision), 4-10 s of a busy core. Actors that slow to start change
+    how Tune spreads short trials: trials that end before the second actor has started all run on the
+    first one, Tune requests an actor for each new trial and drops the request when the first one is free
+    again, and at the end ``TuneController._cleanup_trials`` waits up to 5 s for the actor still starting.
+    By value, this module's functions take along only the names their code uses (``TrialConfig``, the
+    trial reports, the result keys): an actor starts as fast as Ray's own, and the first trial imports
+    what its runner needs (torch and the rest for ``run_trial``), and no Optuna. The registration is for
+    this module only and lasts for the process; pickling by value changes nothing else.
+    """
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return train_trial
 
 
 def epoch_metrics(report: EpochReport) -> dict[str, Any]:

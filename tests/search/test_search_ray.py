@@ -9,6 +9,8 @@ the time is Ray's: starting the instance and the two workers' ``import torch``.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,3 +120,21 @@ def test_an_address_that_does_not_answer_is_one_line_and_exit_2(capsys: pytest.C
     assert out == "" and err.count("\n") == 1, err
     assert err.startswith("aaf-search: error: Ray address '127.0.0.1:1' does not answer (connection refused)")
     assert not Path("runs").exists()  # refused before the storage was opened: no study created
+
+
+def test_a_worker_actor_starts_without_importing_the_search_package(tmp_path: Path) -> None:
+    """The trainable travels by value: unpickling it, as each new worker actor does before it counts as
+    started, imports neither the driver's side (``aaf_search.search``, Optuna) nor torch, which the first
+    trial imports when it runs."""
+    from ray import cloudpickle
+
+    from aaf_search.search.ray_trainable import worker_trainable
+
+    payload = tmp_path / "trainable.pkl"
+    payload.write_bytes(cloudpickle.dumps(worker_trainable()))
+    load = (
+        "import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print([name for name in ('aaf_search.search', 'optuna', 'torch') if name in sys.modules])"
+    )
+    loaded = subprocess.run([sys.executable, "-c", load, str(payload)], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
