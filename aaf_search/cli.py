@@ -111,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # not the user's doing: a bug keeps its traceback
         print(f"aaf-search: error: {advice}", file=sys.stderr)
         return 2
+    finally:
+        storage = sys.modules.get("aaf_search.search.storage")  # loaded only by verbs that opened a storage
+        if storage is not None:
+            storage.close_sqlite_storages()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ directory created.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,24 @@ def use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
     """
     storage.engine.dispose()
     sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log_pragmas)
+    _WRITE_AHEAD_LOGGED.add(storage)
+
+
+_WRITE_AHEAD_LOGGED: weakref.WeakSet[optuna.storages.RDBStorage] = weakref.WeakSet()
+
+
+def close_sqlite_storages() -> None:
+    """Close the pooled connections of every SQLite storage this process opened (they reopen on use).
+
+    When its last connection closes, SQLite moves the write-ahead log into the database file and deletes
+    the ``-wal`` and ``-shm`` files, so a command leaves the study as one self-contained file, and a
+    command that only read it leaves every byte as it was.
+    """
+    # A storage nobody refers to any more keeps its connections until the collector frees its reference
+    # cycles (SQLAlchemy's engine and pool); collect first, then close the ones still in use.
+    gc.collect()
+    for storage in list(_WRITE_AHEAD_LOGGED):
+        storage.engine.dispose()
 
 
 def _write_ahead_log_pragmas(connection: Any, _record: Any) -> None:

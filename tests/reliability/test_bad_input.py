@@ -18,6 +18,7 @@ from faults import search_fakes
 
 from aaf_search.cli import main
 from aaf_search.search import SearchSettings, run_search
+from aaf_search.search.storage import close_sqlite_storages
 
 STORAGE = "sqlite:///runs/study.db"
 
@@ -122,6 +123,7 @@ def workspace(tmp_path: Path) -> Path:
         SearchSettings(space="trainable_zoo", trials=2, sampler="random", pruner="none", storage=STORAGE, epochs=1),
         runner=search_fakes().FakeRunner(),
     )
+    close_sqlite_storages()  # as the command does when it ends: the write-ahead log goes into the file
     for name, text in {**FILES, **CONFIGS}.items():
         Path(name).write_text(text)
     Path("empty_root").mkdir()
