@@ -22,9 +22,18 @@ def test_batched_attrs_are_stored_and_visible_on_the_trial(tmp_path: Path, kind:
     }[kind]
     study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
-    set_user_attrs(trial, ATTRS)
+    set_user_attrs(trial, {"seed": 1, "device": "cuda"})
+    set_user_attrs(trial, ATTRS)  # a second write replaces the values of keys written before
     assert trial.user_attrs == ATTRS
     study.tell(trial, 1.0)
     assert study.trials[0].user_attrs == ATTRS
     if storage is not None:  # a fresh reader sees them too
         assert optuna.load_study(study_name="s", storage=storage).trials[0].user_attrs == ATTRS
+
+
+def test_a_finished_trial_refuses_batched_attrs_on_sqlite(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'a.db'}"), study_name="s")
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(trial, ATTRS)
