@@ -156,7 +156,7 @@ class LSLU(Activation):
         h = self.elementwise(x.to(self.weight.dtype))
         # The depthwise convolution in channels-last format: oneDNN's NCHW depthwise kernel was 5x slower
         # on CPU (and took seconds per step for some shapes). A no-op when the network already runs
-        # channels-last (as trials do); the output stays channels-last either way, values are unchanged.
+        # channels-last (as trials do); the output stays channels-last either way.
         h = h.contiguous(memory_format=torch.channels_last)
         h = F.conv2d(h, self.weight, None, padding=self.n, groups=self.channels)
         return self.bn(h).to(x.dtype)
