@@ -53,6 +53,10 @@ def open_storage(url: str) -> BaseStorage:
         raise StorageError(explain_locked(exc) or f"cannot open storage '{redact(url)}': {reason}") from exc
 
 
+_WRITE_AHEAD_LOGGED: weakref.WeakSet[optuna.storages.RDBStorage] = weakref.WeakSet()
+"""The SQLite storages this process opened, for :func:`close_sqlite_storages`."""
+
+
 def use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
     """Open every later connection of a SQLite storage in WAL mode with ``synchronous=NORMAL``.
 
@@ -66,9 +70,6 @@ def use_write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
     storage.engine.dispose()
     sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log_pragmas)
     _WRITE_AHEAD_LOGGED.add(storage)
-
-
-_WRITE_AHEAD_LOGGED: weakref.WeakSet[optuna.storages.RDBStorage] = weakref.WeakSet()
 
 
 def close_sqlite_storages() -> None:

@@ -131,15 +131,16 @@ def _all_finite(tensors: list[Tensor]) -> bool:
 
 
 def use_channels_last(model: nn.Module, data: DataSplits) -> None:
-    """Put a network trained on images into channels-last memory format (in place; values unchanged).
+    """On CPU, put a network trained on images into channels-last memory format (in place).
 
     Why: oneDNN's CPU convolutions run faster on (N, H, W, C) strides, and a convolution whose weight is
     channels-last hands its output on in the same format, so the whole network follows. On the 2-core
     development machine the 4-conv network of ``benchmarks/activations.py`` stepped 1.25x faster, and
     LSLU's depthwise convolution 5x faster (NCHW input made some of its shapes take seconds per step).
-    Networks without 4-D weights (MLPs) are untouched.
+    Parameters keep their values (only their strides change). Networks without 4-D weights (MLPs) are
+    untouched, and so are CUDA runs, where the format has not been measured yet.
     """
-    if data.train_x.dim() == 4:
+    if data.train_x.dim() == 4 and data.train_x.device.type == "cpu":
         model.to(memory_format=torch.channels_last)
 
 

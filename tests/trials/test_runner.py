@@ -11,7 +11,7 @@ import torch
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, PretrainConfig, TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.trials.data import load_data
-from aaf_search.trials.loop import _check_finite
+from aaf_search.trials.loop import _check_finite, use_channels_last
 from aaf_search.trials.models import build_model
 from aaf_search.trials.optim import build_optimisers
 from aaf_search.trials.plan import apply_plan, uniform_plan
@@ -36,6 +36,16 @@ def test_same_seed_gives_identical_metrics() -> None:
     assert first.history[-1].activation_params == second.history[-1].activation_params
 
 
+def test_a_conv_net_trains_channels_last_on_cpu_with_its_weights_kept() -> None:
+    data = load_data(DataConfig(name="digits"))
+    model = build_model("resnet8", input_shape=data.input_shape, num_classes=data.num_classes)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    use_channels_last(model, data)
+    conv_weights = [p for p in model.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+
+
 def test_epoch_reports_carry_learned_activation_parameters() -> None:
     reports: list[EpochReport] = []
     config = TrialConfig(model="dnn3", epochs=2, device="cpu", plan=uniform_plan("coslu", shape="network"))
@@ -52,7 +62,7 @@ def test_epoch_reports_carry_learned_activation_parameters() -> None:
 def test_leaf_as_relu_leaves_a_relu_model_unchanged() -> None:
     data = load_data(DataConfig(name="synthetic", options={"shape": [3, 32, 32]}))
     torch.manual_seed(0)
-    model = build_model("lenet5", input_shape=data.input_shape, num_classes=data.num_classes).eval()
+    model = build_model("resnet8", input_shape=data.input_shape, num_classes=data.num_classes).eval()
     before = model(data.val_x[:16])
     apply_plan(model, uniform_plan("leaf", init="as_relu", shape="neuron"), data.val_x[:2])
     assert torch.allclose(model(data.val_x[:16]), before, atol=1e-4)
