@@ -32,7 +32,7 @@ import torch
 from aaf_search.config import TrialConfig
 from aaf_search.search.driver import run_search
 from aaf_search.search.settings import Resources, SearchSettings
-from aaf_search.search.storage import use_write_ahead_log
+from aaf_search.search.storage import open_storage
 from aaf_search.spaces import SearchSpace, SpaceDefaults
 from aaf_search.spaces.catalog import CATALOG
 from aaf_search.trials.report import EpochReport, TrialResult
@@ -77,14 +77,9 @@ def storage_url(kind: str, folder: Path, tag: str) -> str:
 
 
 def bare_optuna(trials: int, kind: str, url: str) -> float:
-    storage: Any = url
-    if kind == "journal":
-        from optuna.storages.journal import JournalFileBackend
-
-        storage = optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
-    elif kind == "sqlite-wal":
-        storage = optuna.storages.RDBStorage(url)
-        use_write_ahead_log(storage)
+    # "sqlite": Optuna opens the URL itself, with SQLite's defaults; the others as aaf-search opens them
+    # (a journal file; SQLite with the write-ahead log).
+    storage: Any = url if kind == "sqlite" else open_storage(url)
 
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", 0.0, 1.0)
@@ -116,8 +111,6 @@ def ours_local(trials: int, url: str, folder: Path) -> float:
 def bare_ray(trials: int, concurrency: int, url: str) -> float:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
-
-    from aaf_search.search.storage import open_storage
 
     def trainable(config: dict[str, Any]) -> None:
         # Any real PyTorch trainable imports these in its worker; ours does too (importing_runner).
