@@ -71,8 +71,13 @@ def test_top_k_and_baseline_over_seeds_with_hand_values() -> None:
     # Every seed beats the baseline by the same 0.05 (the plan's bonus): d_z and the t-test are undefined.
     assert row["mean_diff"] == pytest.approx(0.05)
     assert "sd 0" in row["note"]
-    assert result.best.config == f"#{top[0].number}"
-    assert result.tau.tau == pytest.approx(1.0)  # the fake's ranking does not depend on the seed
+    # The robust best has the higher mean over seeds 1 and 2. The search ranked by each trial's own seed,
+    # whose term (up to 0.02) can outweigh a small lr difference: the proposals depend on the process
+    # (a journal storage mixes host:pid into the sampler seed), so τ is 1 or -1 by hand, not always 1.
+    means = {t.number: sum(fake_accuracy(search.configs[t.number].replace(seed=s), 2) for s in (1, 2)) for t in top}
+    robust_first = max(means, key=means.__getitem__)
+    assert result.best.config == f"#{robust_first}"
+    assert result.tau.tau == pytest.approx(1.0 if robust_first == top[0].number else -1.0)
     for trial in trials:  # the CSV holds exactly the companion's values
         label_row = table[table["label"] == trial.user_attrs["label"]].iloc[0]
         assert label_row[f"seed_{trial.user_attrs['seed']}"] == pytest.approx(trial.value)
