@@ -259,6 +259,18 @@ def test_kinks_follow_autograd_conventions() -> None:
         assert grads[0].item() == -0.5 and grads[1].item() == -0.5  # upstream gradient -1, split
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_clamped_exp_and_sigmoid_equal_the_unclamped_value_for_value(dtype: torch.dtype) -> None:
+    # The kernels clamp exp's argument (for speed) only where the result saturates: every value, including
+    # 0, 1, inf, the subnormals near the ends and NaN, must be the unclamped one.
+    finite = torch.cat([torch.linspace(-800, 800, 64001, dtype=torch.float64), torch.tensor([-1e30, 1e30])])
+    v = torch.cat([finite.to(dtype), torch.tensor([float("inf"), -float("inf"), float("nan")], dtype=dtype)])
+    torch.testing.assert_close(fused_kernels.exp(v), torch.exp(v), atol=0, rtol=0, equal_nan=True)
+    torch.testing.assert_close(fused_kernels.sigmoid(v), 1 / (1 + torch.exp(-v)), atol=0, rtol=0, equal_nan=True)
+    subnormal = torch.exp(v[:-3])
+    assert ((subnormal > 0) & (subnormal < torch.finfo(dtype).tiny)).any()  # the grid reaches exp's subnormals
+
+
 def test_apa_lambda_below_the_clamp_gets_no_gradient() -> None:
     module = activations.create("apa", init={"lambda": 1e-6, "kappa": 0.7}).double()
     x = torch.linspace(-4, 4, 33, dtype=torch.float64)
