@@ -17,6 +17,9 @@ Saved memory is what autograd keeps for backward: the bytes of the unique storag
 ``torch.autograd.graph.saved_tensors_hooks`` during one forward pass (so a tensor saved by two
 operations, e.g. a ReLU output that the next conv also saves, counts once).
 
+Allocation: as in trials, glibc keeps freed memory in the heap (``aaf_search.trials.malloc``), so a step
+does not fault its tensors' pages in again; ``--malloc default`` measures with glibc's defaults.
+
 Targets: fused time <= 1.15x the SiLU network's and saved memory <= SiLU's. The fused path
 saves the activation parameters (a few bytes) besides the input, so "<= SiLU" is checked to 0.1 %.
 The first-step column is the first step of a configuration in this process: for "fused" it includes
@@ -40,6 +43,7 @@ from torch import Tensor, nn
 
 from aaf_search import activations
 from aaf_search.activations import fused
+from aaf_search.trials.malloc import tune_malloc
 
 BATCH = 128  # images per step
 IMAGE = (3, 32, 32)  # CIFAR-shaped input
@@ -265,6 +269,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default="channels_last",
         help="the network's weight format (default: channels_last, as trials train; the input stays NCHW)",
     )
+    parser.add_argument(
+        "--malloc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="tuned: glibc keeps freed memory, as trials run (aaf_search.trials.malloc); default: glibc's defaults",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.steps = 3, 2
@@ -279,13 +289,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    malloc = "glibc defaults"
+    if args.malloc == "tuned":
+        malloc = "tuned (freed memory kept)" if tune_malloc() else "defaults (tuning unavailable here)"
     settings = []
     if args.device in ("all", "cpu"):
         settings.append(Setting(torch.device("cpu"), None, FORMATS[args.memory_format]))
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         settings.append(Setting(torch.device("cuda"), torch.bfloat16, FORMATS[args.memory_format]))
     for setting in settings:
-        print(machine(setting.device))
+        print(f"{machine(setting.device)}; malloc: {malloc}")
         print(f"network: 4 conv {WIDTHS} + linear, input {BATCH}x{'x'.join(map(str, IMAGE))}, SGD step")
         report(setting, run(setting, args.families, args.repeats, args.steps))
     return 0

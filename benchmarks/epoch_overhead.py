@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from aaf_search.config import DataConfig, OptimConfig
 from aaf_search.trials.data import DataSplits, load_data
 from aaf_search.trials.loop import FitSettings, fit
+from aaf_search.trials.malloc import tune_malloc
 from aaf_search.trials.models import build_model, model_info
 from aaf_search.trials.plan import apply_plan, uniform_plan
 
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="epochs per measurement (set-up cost amortised)")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    tune_malloc()  # fit() tunes malloc for the process; done first, so the bare loop runs with it too
 
     data = load_data(DataConfig(name=args.dataset), min_size=model_info(args.model).min_input_size)
     settings = FitSettings(OptimConfig(), args.epochs, batch_size=args.batch_size, seed=0, augment=args.augment)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from aaf_search.config import OptimConfig
 from aaf_search.errors import UserError
 from aaf_search.trials.data import DataSplits, iterate_batches
+from aaf_search.trials.malloc import tune_malloc
 from aaf_search.trials.optim import Optimisers, build_optimisers
 from aaf_search.trials.plan import activation_parameters, summarize_activation_params
 from aaf_search.trials.report import EpochReport, TrialDiverged
@@ -156,6 +157,7 @@ def fit(
     weights of the last epoch run). Raises :class:`TrialDiverged` on a non-finite loss or parameter.
     """
     device = data.train_x.device
+    tune_malloc()
     use_channels_last(model, data)
     opts = build_optimisers(model, settings.optim, settings.epochs)
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
