@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from aaf_search.config import DEVICES, load_yaml
 
@@ -17,18 +18,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
     parser.add_argument("--device", choices=DEVICES, default=None, help="override the config's device")
     parser.add_argument("--data-root", default=None, help="override where data sets are read from")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: the count the exported trial ran with, else torch's choice)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="run directory (default aaf-runs/train/<hash>)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def cpu_threads(asked: int | None, metadata: dict[str, Any]) -> int | None:
+    """The torch CPU thread count to train with: ``--threads``, else the exported trial's, else None (torch's).
+
+    Why: reductions split across threads add in a different order, so a CPU run's numbers depend on the
+    thread count; a search's workers often run one thread each while ``train`` would take every core.
+    """
+    from aaf_search.config import ConfigError
+
+    if asked is not None:
+        if asked < 1:
+            raise ConfigError(f"--threads must be >= 1, got {asked}")
+        return asked
+    recorded = metadata.get("cpu_threads")
+    return recorded if isinstance(recorded, int) and recorded >= 1 else None
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    import torch
+
     from aaf_search.config import ConfigError
     from aaf_search.trials.report import EpochReport
     from aaf_search.trials.runner import run_trial
 
-    config, _ = load_yaml(args.config)
+    config, metadata = load_yaml(args.config)
     changes: dict[str, object] = {}
     if args.seed is not None:
         changes["seed"] = args.seed
@@ -41,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_root is not None:
         changes["data"] = replace(config.data, root=args.data_root)
     config = config.replace(**changes)
+    threads = cpu_threads(args.threads, metadata)
     out = args.out or Path("aaf-runs") / "train" / config.digest()
 
     def show(report: EpochReport) -> None:
@@ -51,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
+    if threads is not None:
+        if args.threads is None:
+            print(f"using {threads} CPU thread(s), as the exported trial did (--threads to change)", file=sys.stderr)
+        torch.set_num_threads(threads)
     result = run_trial(config, on_epoch=show, out_dir=out)
     print(
         f"{config.model} on {config.data.name}: val acc {result.val_accuracy:.4f} (epoch {result.best_epoch}), "

@@ -39,6 +39,7 @@ ATTR_EPOCH_SECONDS = "epoch_seconds"
 ATTR_HISTORY = "history"
 ATTR_ACTIVATION_PARAMS = "activation_params"
 ATTR_ACTIVATION_HISTORY = "activation_history"
+ATTR_CPU_THREADS = "cpu_threads"
 ATTR_FAIL_REASON = "fail_reason"
 ATTR_FAIL_CATEGORY = "fail_category"
 
@@ -187,4 +188,5 @@ def result_attrs(result: TrialResult, metric: str) -> dict[str, Any]:
         "seconds": result.seconds,
         "stopped_early": result.stopped_early,
         **{f"extra/{key}": value for key, value in result.extra.items()},
+        **({ATTR_CPU_THREADS: result.cpu_threads} if result.cpu_threads is not None else {}),
     }

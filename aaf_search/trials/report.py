@@ -69,3 +69,4 @@ class TrialResult:
     stopped_early: bool
     history: tuple[EpochReport, ...]
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_threads: int | None = None  # torch's CPU thread count for a CPU run: it changes results in the last digits

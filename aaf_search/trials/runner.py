@@ -129,6 +129,7 @@ def run_trial(
         stopped_early=outcome.stopped_early,
         history=outcome.history,
         extra=extra,
+        cpu_threads=torch.get_num_threads() if device.type == "cpu" else None,
     )
     if out_dir is not None:
         save_run(out_dir, config, model, result)

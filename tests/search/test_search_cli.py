@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from conftest import FakeRunner
 
 from aaf_search.cli import main
@@ -123,4 +124,5 @@ def test_search_end_to_end_on_digits(odd_pruner: str, capsys: pytest.CaptureFixt
     assert Path("aaf-runs/trainable_zoo/trials/0000/metrics.csv").is_file()
 
     config, meta = load_yaml("aaf-runs/trainable_zoo/best.yaml")
+    assert meta["cpu_threads"] == study.best_trial.user_attrs["cpu_threads"] == torch.get_num_threads()
     assert run_trial(config).val_accuracy == meta["score"] == study.best_value

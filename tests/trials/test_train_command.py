@@ -1,0 +1,65 @@
+"""``aaf-search train --config``: it trains with the CPU thread count the exported trial ran with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from aaf_search.cli import main
+from aaf_search.config import TrialConfig, save_yaml
+from aaf_search.trials import runner
+from aaf_search.trials.runner import run_trial
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def threads_seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The torch thread count each (faked) training saw; the test process's count is restored after."""
+    seen: list[int] = []
+
+    def fake_run_trial(config: TrialConfig, **_: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return run_trial(config.replace(epochs=1))
+
+    original = torch.get_num_threads()
+    monkeypatch.setattr(runner, "run_trial", fake_run_trial)
+    try:
+        yield seen
+    finally:
+        torch.set_num_threads(original)
+
+
+def _config() -> TrialConfig:
+    return TrialConfig(model="dnn2", epochs=1)
+
+
+def test_train_uses_the_exported_trials_thread_count(
+    threads_seen: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_yaml("best.yaml", _config(), cpu_threads=1)
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet"]) == 0
+    assert threads_seen == [1]
+    assert "using 1 CPU thread(s), as the exported trial did" in capsys.readouterr().err
+
+
+def test_threads_option_overrides_and_is_checked(threads_seen: list[int], capsys: pytest.CaptureFixture[str]) -> None:
+    save_yaml("best.yaml", _config(), cpu_threads=1)
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet", "--threads", "2"]) == 0
+    assert threads_seen == [2]
+    assert "as the exported trial did" not in capsys.readouterr().err
+    assert main(["train", "--config", "best.yaml", "--out", "run2", "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "aaf-search: error: --threads must be >= 1, got 0"
+    assert threads_seen == [2] and not Path("run2").exists()
+
+
+def test_a_cpu_run_records_its_thread_count() -> None:
+    result = run_trial(_config())
+    assert result.cpu_threads == torch.get_num_threads()
