@@ -83,7 +83,7 @@ def test_top_k_and_baseline_over_seeds_with_hand_values() -> None:
         assert label_row[f"seed_{trial.user_attrs['seed']}"] == pytest.approx(trial.value)
 
     companion = optuna.load_study(study_name="lincomb_bases:robust", storage=open_storage(STORAGE))
-    assert companion.user_attrs["robust_best"]["config"] == f"#{top[0].number}"
+    assert companion.user_attrs["robust_best"]["config"] == f"#{robust_first}"
     assert [r["label"] for r in companion.user_attrs["robust_summary"]] == list(table["label"])
     storage = open_storage(STORAGE)
     note = storage.get_study_system_attrs(storage.get_study_id_from_name("lincomb_bases:robust"))
