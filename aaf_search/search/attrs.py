@@ -46,8 +46,10 @@ def _backend(storage: BaseStorage) -> BaseStorage:
     return getattr(storage, "_backend", storage)
 
 
-UPSERTS: dict[str, Callable[..., Any]] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+UPSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql_insert}
 """SQLAlchemy dialects whose INSERT ... ON CONFLICT DO UPDATE writes every attribute in one statement."""
+if sqlite3.sqlite_version_info >= (3, 24, 0):  # the first SQLite with ON CONFLICT DO UPDATE
+    UPSERTS["sqlite"] = sqlite_insert
 
 
 def _rdb_write(storage: RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
@@ -56,7 +58,7 @@ def _rdb_write(storage: RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> 
 
     insert = UPSERTS.get(storage.engine.name)
     with _create_scoped_session(storage.scoped_session, True) as session:
-        if insert is None or sqlite3.sqlite_version_info < (3, 24, 0):  # no upsert: one write per attribute
+        if insert is None:  # no upsert: one write per attribute
             for key, value in attrs.items():
                 storage._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial_id, key, value)
             return

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.progress import ProgressLine
-from aaf_search.search.recording import ATTR_FAIL_CATEGORY, SURPLUS, TrialRecorder
+from aaf_search.search.recording import SURPLUS, TrialRecorder, stored_category
 from aaf_search.search.settings import Resources
 from aaf_search.search.study import FINISHED, count_finished
 from aaf_search.trials.report import EpochReport, TrialResult
@@ -47,7 +47,7 @@ class FailureStreak:
     def record(self, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:
             self.in_a_row = 0
-        elif trial.user_attrs.get(ATTR_FAIL_CATEGORY) != SURPLUS:
+        elif stored_category(trial) != SURPLUS:
             self.in_a_row += 1
 
 
