@@ -7,17 +7,20 @@ from typing import Any
 
 import optuna
 
+from aaf_search.analysis.robust import completed_runs
 from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX
 from aaf_search.config import TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.export import provenance
+from aaf_search.search.recording import ATTR_CPU_THREADS
 
 
 def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[TrialConfig, dict[str, Any]]:
     """(config, metadata) of the robust best stored by the last ``aaf-search robust`` of ``study``.
 
     The config is the one trained under the first robustness seed, so ``aaf-search train --config``
-    reproduces that run; ``scores`` lists every seed's ``{seed, score}`` and ``score`` is their mean.
+    reproduces that run (with that run's CPU thread count, when it recorded one); ``scores`` lists every
+    seed's ``{seed, score}`` and ``score`` is their mean.
     """
     if companion is None or ATTR_BEST not in companion.user_attrs:
         raise UserError(f"study '{study.study_name}' has no robustness results; run aaf-search robust first")
@@ -32,6 +35,9 @@ def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[
         for key, value in row.items()
         if key.startswith(SEED_PREFIX) and value is not None
     ]
+    config = TrialConfig.from_dict(best["trial"])
+    trained = completed_runs(companion).get(config.digest())
+    threads = trained.user_attrs.get(ATTR_CPU_THREADS) if trained is not None else None
     metadata = {
         "score": row["mean"],
         "scores": scores,
@@ -43,9 +49,10 @@ def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[
         "study": study.study_name,
         "trial_number": row["source_trial"],
         "robust": best["reason"],
+        **({ATTR_CPU_THREADS: threads} if threads is not None else {}),
         **provenance(),
     }
-    return TrialConfig.from_dict(best["trial"]), metadata
+    return config, metadata
 
 
 def write_robust_export(path: Path, study: optuna.Study, companion: optuna.Study | None) -> Path:

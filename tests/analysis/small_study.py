@@ -29,6 +29,9 @@ def fake_accuracy(config: TrialConfig, epoch: int) -> float:
     return round(0.5 + 10 * config.optim.lr + 0.1 * epoch + (0.05 if config.plan else 0.0) + config.seed % 3 / 100, 6)
 
 
+FAKE_THREADS = 3  # the thread count every fake run reports: not a machine's default, so a test sees it carried
+
+
 @dataclass
 class FakeRunner:
     """``run_trial`` stand-in that trains nothing; a LinComb's ``w`` "learns" (0.25 · epoch, 0.5, 0.5, ...)."""
@@ -72,6 +75,7 @@ class FakeRunner:
             param_count=1000,
             activation_param_count=3 if config.plan else 0,
             device="cpu",
+            cpu_threads=FAKE_THREADS,
             seconds=0.1 * len(history),
             stopped_early=False,
             history=tuple(history),

@@ -9,7 +9,7 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from small_study import REAL_SEEDS, REAL_STUDY, FakeRunner, fake_accuracy, fake_search, real_study
+from small_study import FAKE_THREADS, REAL_SEEDS, REAL_STUDY, FakeRunner, fake_accuracy, fake_search, real_study
 
 from aaf_search.analysis.robust import RobustSettings, parse_seeds, run_robust
 from aaf_search.analysis.robust_table import ROBUST_COLUMNS, conclude
@@ -122,6 +122,7 @@ def test_export_robust_round_trip() -> None:
     ]
     assert meta["score"] == pytest.approx(best["mean"])
     assert meta["trial_number"] == best["source_trial"]
+    assert meta["cpu_threads"] == FAKE_THREADS  # so train --config retrains with the run's thread count
 
 
 @pytest.mark.parametrize(
