@@ -2,9 +2,10 @@
 
 Optuna writes each ``trial.set_user_attr`` as its own transaction (RDB) or log record (journal). A
 finished trial stores about fifteen attributes, which on SQLite is one fsync'd commit each, tens of
-milliseconds per trial of pure bookkeeping. RDB and journal storages can hold them all in one commit
-or one record (on SQLite and PostgreSQL one upsert statement); this module does that and falls back to
-one call per attribute for any other storage (or if a future Optuna moves the internals it relies on).
+milliseconds per trial of pure bookkeeping. RDB storages can write them all in one commit (on SQLite
+and PostgreSQL one upsert statement), journal files in one append (one fsync); this module does that and
+falls back to one call per attribute for any other storage (or if a future Optuna moves the internals
+it relies on).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
 
 
 def _backend(storage: BaseStorage) -> BaseStorage:
-    # Optuna wraps RDB storages in a cache that forwards attribute writes to its backend unchanged.
-    return getattr(storage, "_backend", storage)
+    # Optuna wraps RDB storages in a cache that forwards attribute writes to its backend unchanged. (A
+    # JournalStorage has a ``_backend`` too, its log file: that one is not unwrapped.)
+    inner = getattr(storage, "_backend", None)
+    return inner if isinstance(inner, RDBStorage) else storage
 
 
 UPSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql_insert}
@@ -81,7 +84,17 @@ def _rdb_write(storage: RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> 
 def _journal_write(storage: JournalStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
     from optuna.storages.journal._storage import JournalOperation
 
-    # One SET_TRIAL_USER_ATTR record may carry many attributes; replaying it applies them all.
+    # Optuna's replay takes one attribute per SET_TRIAL_USER_ATTR record, but its backends append a list
+    # of records at once: one lock, one write and one fsync for all of them.
+    records = [
+        {
+            "op_code": JournalOperation.SET_TRIAL_USER_ATTR,
+            "worker_id": storage._replay_result.worker_id,
+            "trial_id": trial_id,
+            "user_attr": {key: value},
+        }
+        for key, value in attrs.items()
+    ]
     with storage._thread_lock:
-        storage._write_log(JournalOperation.SET_TRIAL_USER_ATTR, {"trial_id": trial_id, "user_attr": dict(attrs)})
+        storage._backend.append_logs(records)
         storage._sync_with_backend()
