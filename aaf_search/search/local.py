@@ -6,11 +6,12 @@ For a laptop or a debugger; the study it leaves reads the same as the Ray backen
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from aaf_search.errors import UserError
 from aaf_search.search.recording import INTERRUPTED, SURPLUS_PREFIX, failure_category
@@ -39,10 +40,10 @@ class LocalBackend:
     def run(self, session: SearchSession) -> None:
         if session.resources.cpus_per_trial is not None:
             torch.set_num_threads(int(session.resources.cpus_per_trial))
-        objective = make_objective(session)
         # As many failures in a row as this session set out to run (the Ray backend's rule too): a whole
         # round failed, and more trials would most likely fail as well.
         streak = FailureStreak(give_up_after=max(session.remaining(), 1))
+        objective = make_objective(session, streak)
 
         while (claim := session.claim()).missing > 0:
             if claim.open <= 0:
@@ -53,12 +54,9 @@ class LocalBackend:
             # Alone on the study, every open slot is this process's; shared, each trial first claims one.
             batch = 1 if session.shared else claim.open
             try:
-                session.study.optimize(
-                    objective,
-                    n_trials=batch,
-                    catch=(TrialFailed,),
-                    callbacks=[session.progress, stop_on_give_up(streak)],
-                )
+                # No Optuna callbacks: given any, Optuna reads every finished trial back with all its
+                # attributes (milliseconds per trial on SQLite); the objective counts its own outcome.
+                session.study.optimize(objective, n_trials=batch, catch=(TrialFailed,))
             except KeyboardInterrupt:
                 session.progress.note(f"interrupted: the running trial was marked FAIL ({INTERRUPTED})")
                 raise
@@ -67,66 +65,88 @@ class LocalBackend:
                 return
 
 
-def stop_on_give_up(streak: FailureStreak) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """An Optuna callback that counts each finished trial into ``streak`` and stops the study when it gives up."""
-
-    def callback(study: optuna.Study, trial: FrozenTrial) -> None:
-        streak.record(trial)
-        if streak.gave_up:
-            study.stop()
-
-    return callback
-
-
 class TrialFailed(Exception):
     """Raised by the objective after it recorded why a trial failed; Optuna marks the trial FAIL and goes on."""
 
 
-def make_objective(session: SearchSession) -> Callable[[optuna.Trial], float | list[float]]:
-    """Optuna's objective: claim the trial's slot, sample a config, train it, record the outcome."""
-    recorder = session.recorder
+def make_objective(session: SearchSession, streak: FailureStreak) -> Callable[[optuna.Trial], float | list[float]]:
+    """Optuna's objective: run the trial (:func:`trial_values`), then count its outcome into the session's
+    progress line and ``streak``, and stop the study when the streak gives up."""
+
+    def finished(
+        trial: optuna.Trial, state: TrialState, value: float | None = None, category: str | None = None
+    ) -> None:
+        session.progress.tally(trial.number, state, value)
+        streak.add(state, category)
+        if streak.gave_up:
+            session.study.stop()  # Optuna lets the objective stop the loop; it ends after this trial
 
     def objective(trial: optuna.Trial) -> float | list[float]:
-        if session.shared and session.surplus(trial.number):
-            # Another process claimed the last slot between this one's check and its ask: fail before
-            # sampling, so the study holds no more finished trials than asked for.
-            reason = f"{SURPLUS_PREFIX} the study already holds or runs its {session.target} trials"
-            recorder.failed(trial, reason, [])
-            raise TrialFailed(reason)
-        config = recorder.start(trial)
-        history: list[EpochReport] = []
-
-        def on_epoch(report: EpochReport) -> None:
-            history.append(report)
-            if recorder.epoch(trial, report):
-                raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
-
         try:
-            result = session.runner(config, on_epoch=on_epoch, out_dir=session.trial_dir(trial.number))
+            values = trial_values(session, trial)
         except optuna.TrialPruned:
-            recorder.pruned(trial, history)
+            finished(trial, TrialState.PRUNED)
             raise
-        except UserError as exc:
-            # The user's input (a data file, a plan that fits no slot): every trial would fail the same
-            # way, so the search stops with the one-line message, and the trial says why it failed.
-            recorder.failed(trial, str(exc), history)
+        except TrialFailed as exc:
+            finished(trial, TrialState.FAIL, category=failure_category(str(exc)))
             raise
-        except KeyboardInterrupt:
-            recorder.failed(trial, INTERRUPTED, history)
-            raise
-        except optuna.exceptions.StorageInternalError:
-            raise  # the storage failed, not the trial: recording a reason would fail the same way
-        except Exception as exc:  # anything the model or the training raised: this trial fails, the search goes on
-            reason = str(exc) if isinstance(exc, TrialDiverged) else first_line(exc)
-            recorder.failed(trial, reason, history)
-            session.progress.note(f"trial {trial.number} failed: {reason}")
-            if failure_category(reason) == "oom":
-                release_memory()
-            raise TrialFailed(reason) from exc
-        values = recorder.complete(trial, result)
+        finished(trial, TrialState.COMPLETE, values[0])
         return values[0] if len(values) == 1 else values
 
     return objective
+
+
+def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
+    """Claim the trial's slot, sample a config, train it, record the outcome; the objective values, in order.
+
+    Raises ``TrialPruned`` or :class:`TrialFailed` (with the reason it recorded) for a trial that did not
+    complete; anything else it raises stops the search.
+    """
+    recorder = session.recorder
+    if session.shared and session.surplus(trial.number):
+        # Another process claimed the last slot between this one's check and its ask: fail before
+        # sampling, so the study holds no more finished trials than asked for.
+        reason = f"{SURPLUS_PREFIX} the study already holds or runs its {session.target} trials"
+        recorder.failed(trial, reason, [])
+        raise TrialFailed(reason)
+    config = recorder.start(trial)
+    history: list[EpochReport] = []
+
+    def on_epoch(report: EpochReport) -> None:
+        history.append(report)
+        if recorder.epoch(trial, report):
+            raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
+
+    try:
+        result = session.runner(config, on_epoch=on_epoch, out_dir=session.trial_dir(trial.number))
+    except optuna.TrialPruned:
+        recorder.pruned(trial, history)
+        raise
+    except UserError as exc:
+        # The user's input (a data file, a plan that fits no slot): every trial would fail the same
+        # way, so the search stops with the one-line message, and the trial says why it failed.
+        recorder.failed(trial, str(exc), history)
+        raise
+    except KeyboardInterrupt:
+        recorder.failed(trial, INTERRUPTED, history)
+        raise
+    except optuna.exceptions.StorageInternalError:
+        raise  # the storage failed, not the trial: recording a reason would fail the same way
+    except Exception as exc:  # anything the model or the training raised: this trial fails, the search goes on
+        reason = str(exc) if isinstance(exc, TrialDiverged) else first_line(exc)
+        recorder.failed(trial, reason, history)
+        session.progress.note(f"trial {trial.number} failed: {reason}")
+        if failure_category(reason) == "oom":
+            release_memory()
+        raise TrialFailed(reason) from exc
+    values = recorder.complete(trial, result)
+    if not all(math.isfinite(value) for value in values):
+        # Optuna would fail the trial without a word; this says why, and counts it as failed.
+        reason = f"objective values {values} are not all finite"
+        recorder.failed(trial, reason, result.history)
+        session.progress.note(f"trial {trial.number} failed: {reason}")
+        raise TrialFailed(reason)
+    return values
 
 
 def release_memory() -> None:

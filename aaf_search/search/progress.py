@@ -20,8 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 class ProgressLine:
     """Counts of complete / pruned / failed / running trials, the best value and the elapsed time.
 
-    Use it as an Optuna callback (``callbacks=[progress]``) or call :meth:`update` from a backend's
-    own loop; ``running`` is whatever the backend has in flight (always 0 between local trials).
+    A backend calls :meth:`update` with each finished trial (or :meth:`tally` where it knows the outcome
+    without reading the trial back); ``running`` is whatever it has in flight (always 0 between local trials).
     """
 
     label: str
@@ -49,23 +49,27 @@ class ProgressLine:
         return line
 
     def count(self, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.COMPLETE:
-            self.complete += 1
-            value = trial.values[0]
-            if self.best is None or (value > self.best if self.direction == "maximize" else value < self.best):
-                self.best, self.best_trial = value, trial.number
-        elif trial.state == TrialState.PRUNED:
-            self.pruned += 1
-        elif trial.state == TrialState.FAIL:
-            self.failed += 1
+        self._add(trial.number, trial.state, trial.values[0] if trial.state == TrialState.COMPLETE else None)
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.count(trial)
-        self.show()
+    def _add(self, number: int, state: TrialState, value: float | None) -> None:
+        if state == TrialState.COMPLETE:
+            assert value is not None, "a COMPLETE trial has a value"
+            self.complete += 1
+            if self.best is None or (value > self.best if self.direction == "maximize" else value < self.best):
+                self.best, self.best_trial = value, number
+        elif state == TrialState.PRUNED:
+            self.pruned += 1
+        elif state == TrialState.FAIL:
+            self.failed += 1
 
     def update(self, trial: FrozenTrial, running: int = 0) -> None:
         self.running = running
         self.count(trial)
+        self.show()
+
+    def tally(self, number: int, state: TrialState, value: float | None = None) -> None:
+        """Count and show one finished trial; ``value``, the first objective's, only for a COMPLETE one."""
+        self._add(number, state, value)
         self.show()
 
     def text(self) -> str:

@@ -45,9 +45,13 @@ class FailureStreak:
         return self.in_a_row >= self.give_up_after
 
     def record(self, trial: FrozenTrial) -> None:
-        if trial.state != TrialState.FAIL:
+        self.add(trial.state, stored_category(trial) if trial.state == TrialState.FAIL else None)
+
+    def add(self, state: TrialState, category: str | None = None) -> None:
+        """Count one finished trial; ``category``: a failed one's (see ``recording.failure_category``)."""
+        if state != TrialState.FAIL:
             self.in_a_row = 0
-        elif stored_category(trial) != SURPLUS:
+        elif category != SURPLUS:
             self.in_a_row += 1
 
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from conftest import FakeRunner, accuracy
 from optuna.trial import TrialState
 
-from aaf_search.config import load_yaml
+from aaf_search.config import TrialConfig, load_yaml
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search, trial_seed
 from aaf_search.search.liveness import ATTR_OWNER, owner_record
 from aaf_search.search.study import INTERRUPTED_REASON
 from aaf_search.spaces import CATALOG
+from aaf_search.trials.report import TrialResult
 
 STORAGE = "sqlite:///runs/study.db"
 
@@ -120,6 +124,22 @@ def test_diverged_trial_fails_with_its_reason_and_the_search_goes_on() -> None:
     assert states(study) == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert study.trials[1].user_attrs["fail_reason"] == "trial diverged at epoch 1: loss is nan"
     assert "trial 1 failed: trial diverged at epoch 1: loss is nan" in stream.getvalue()
+    assert "3/3 trials (3 complete, 0 pruned), 1 failed, 0 running" in stream.getvalue().splitlines()[-1]
+
+
+def test_a_trial_whose_objective_value_is_nan_fails_with_its_reason() -> None:
+    fake = FakeRunner()
+
+    def nan_on_second_call(config: TrialConfig, **kwargs: Any) -> TrialResult:
+        result = fake(config, **kwargs)
+        return dataclasses.replace(result, val_accuracy=math.nan) if len(fake.configs) == 2 else result
+
+    stream = io.StringIO()
+    run_search(settings(trials=2, pruner="none"), runner=nan_on_second_call, stream=stream)
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert states(study) == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert study.trials[1].user_attrs["fail_reason"] == "objective values [nan] are not all finite"
+    assert "2/2 trials (2 complete, 0 pruned), 1 failed, 0 running" in stream.getvalue().splitlines()[-1]
 
 
 def test_a_study_of_another_space_is_refused_and_left_untouched() -> None:
