@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, PretrainConfig, TrialConfig
 from aaf_search.errors import UserError
+from aaf_search.trials import optim
 from aaf_search.trials.data import load_data
 from aaf_search.trials.loop import _check_finite, use_channels_last
 from aaf_search.trials.models import build_model
@@ -128,6 +130,28 @@ def test_p24sl_puts_leaf_p2_p4_in_a_slower_group() -> None:
     opts = build_optimisers(model, OptimConfig(name="adam", lr=1e-3, p24sl=True), epochs=1)
     lrs = {group["name"]: group["lr"] for group in opts.main.param_groups}
     assert lrs == {"network": 1e-3, "activations": 1e-3, "activations_p24sl": pytest.approx(1e-6)}
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_cpu_optimisers_use_fused_kernels_with_the_default_update(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = load_data(DataConfig())
+    torch.manual_seed(0)
+    model = build_model("dnn2", input_shape=data.input_shape, num_classes=10)
+    apply_plan(model, uniform_plan("coslu"), data.train_x[:2])
+    reference = copy.deepcopy(model)
+    config = OptimConfig(name=name, weight_decay=1e-2)
+    fused = build_optimisers(model, config, epochs=1).main
+    monkeypatch.setattr(optim, "FUSED_DEVICES", ())
+    default = build_optimisers(reference, config, epochs=1).main
+    assert [group["fused"] for group in fused.param_groups] == [True, True]
+    assert [group["fused"] for group in default.param_groups] == [False, False]
+    for net, optimizer in ((model, fused), (reference, default)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(data.train_x[:64]), data.train_y[:64]).backward()
+            optimizer.step()
+    for after, expected in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_dspu4_uses_two_optimisers_and_still_learns() -> None:
