@@ -111,12 +111,14 @@ def _train_step(model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, sett
 def _check_finite(model: nn.Module, train_loss: float, epoch: int) -> None:
     if not math.isfinite(train_loss):
         raise TrialDiverged(epoch, f"training loss is {train_loss}")
+    named = list(model.named_parameters())
+    if _all_finite([param for _, param in named]):
+        return
+    # Which one, only on the way out: an activation parameter (they are among the model's), else by name.
     if not _all_finite(list(activation_parameters(model))):
         raise TrialDiverged(epoch, "an activation parameter is not finite")
-    named = list(model.named_parameters())
-    if not _all_finite([param for _, param in named]):
-        name = next(name for name, param in named if not bool(torch.isfinite(param).all()))
-        raise TrialDiverged(epoch, f"parameter '{name}' is not finite")
+    name = next(name for name, param in named if not bool(torch.isfinite(param).all()))
+    raise TrialDiverged(epoch, f"parameter '{name}' is not finite")
 
 
 def _all_finite(tensors: list[Tensor]) -> bool:
