@@ -79,7 +79,19 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, precision: str = "fp32") ->
     return float(loss_sum) / n, float(correct) / n
 
 
-def _train_step(model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, settings: FitSettings) -> Tensor:
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16, a no-op otherwise.
+
+    fp16's narrow range flushes small gradients to zero: the scaler multiplies the loss before backward,
+    divides the gradients before the step, and skips a step whose gradients overflowed (lowering the
+    scale). bf16 has fp32's range and needs none.
+    """
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def _train_step(
+    model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, settings: FitSettings, scaler: torch.amp.GradScaler
+) -> Tensor:
     """One mini-batch; with dspu4 two passes: activation parameters first, then the rest."""
     device = xb.device
     smoothing = settings.optim.label_smoothing
@@ -87,8 +99,9 @@ def _train_step(model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, sett
         opts.main.zero_grad(set_to_none=True)
         with autocast_context(device, settings.precision):
             loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
-        loss.backward()
-        opts.main.step()
+        scaler.scale(loss).backward()
+        scaler.step(opts.main)
+        scaler.update()
         return loss.detach()
     # Double-stage parameter update (seed 003, "2SPU-4"): freeze the network while the activations
     # learn, then freeze the activations while the network learns, on the same mini-batch.
@@ -101,8 +114,9 @@ def _train_step(model: nn.Module, xb: Tensor, yb: Tensor, opts: Optimisers, sett
         opt.zero_grad(set_to_none=True)
         with autocast_context(device, settings.precision):
             loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=smoothing)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+    scaler.update()  # once per step, after both optimisers (GradScaler's rule for several)
     for p in all_params:
         p.requires_grad_(True)
     return loss.detach()
@@ -162,6 +176,7 @@ def fit(
     tune_malloc()
     use_channels_last(model, data)
     opts = build_optimisers(model, settings.optim, settings.epochs)
+    scaler = grad_scaler(device, settings.precision)
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     augment = data.augmenter(generator) if settings.augment else None
     history: list[EpochReport] = []
@@ -185,7 +200,7 @@ def fit(
             # A last batch of one sample would break batch norm in training mode; skip it instead.
             drop_last=len(data.train_x) % settings.batch_size == 1,
         ):
-            loss_sum += _train_step(model, xb, yb, opts, settings)
+            loss_sum += _train_step(model, xb, yb, opts, settings, scaler)
             batches += 1
         lr = opts.lr()
         opts.step_schedules()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry
 from aaf_search.errors import UserError
 from aaf_search.trials import optim
 from aaf_search.trials.data import load_data
-from aaf_search.trials.loop import _check_finite, use_channels_last
+from aaf_search.trials.loop import FitSettings, _check_finite, _train_step, grad_scaler, use_channels_last
 from aaf_search.trials.models import build_model
 from aaf_search.trials.optim import build_optimisers
 from aaf_search.trials.plan import apply_plan, uniform_plan
@@ -152,6 +153,32 @@ def test_cpu_optimisers_use_fused_kernels_with_the_default_update(name: str, mon
             optimizer.step()
     for after, expected in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fp16_scales_the_loss_unscales_the_step_and_skips_an_overflow() -> None:
+    assert grad_scaler(torch.device("cpu"), "fp16").is_enabled()  # (fp16 trains on CUDA only)
+    assert not grad_scaler(torch.device("cpu"), "bf16").is_enabled()
+    data = load_data(DataConfig())
+    xb, yb = data.train_x[:64], data.train_y[:64]
+    config = OptimConfig(name="sgd")  # SGD's update is proportional to the gradient: a missed unscale shows
+    settings = FitSettings(config, epochs=1, batch_size=64, seed=0)
+
+    def one_step(scaler: torch.amp.GradScaler) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model("dnn2", input_shape=data.input_shape, num_classes=10)
+        _train_step(model, xb, yb, build_optimisers(model, config, epochs=1), settings, scaler)
+        return [param.detach() for param in model.parameters()]
+
+    unscaled = one_step(grad_scaler(torch.device("cpu"), "fp32"))
+    for scaled, expected in zip(one_step(torch.amp.GradScaler("cpu", init_scale=2.0**16)), unscaled, strict=True):
+        torch.testing.assert_close(scaled, expected)
+    torch.manual_seed(0)
+    initial = [
+        param.detach() for param in build_model("dnn2", input_shape=data.input_shape, num_classes=10).parameters()
+    ]
+    overflowed = one_step(torch.amp.GradScaler("cpu", init_scale=math.inf))  # inf gradients: no step
+    assert all(torch.equal(param, first) for param, first in zip(overflowed, initial, strict=True))
+    assert not torch.equal(unscaled[0], initial[0])
 
 
 def test_dspu4_uses_two_optimisers_and_still_learns() -> None:
