@@ -6,6 +6,8 @@ which space created it and with which settings, and resuming means counting its 
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,6 +28,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 INTERRUPTED_REASON = "left RUNNING by an interrupted run"
 ATTR_RETRY_OF = "retry_of"
+
+SESSION_PREFIX = "session/"  # + start time in ns (20 digits: sorts as it happened) + host + pid
+LEGACY_SESSIONS = "sessions"
 
 ROBUST_SUFFIX = ":robust"
 """``<study>:robust`` is the companion study where ``aaf-search robust`` re-trains ``<study>``'s best over seeds."""
@@ -108,8 +113,8 @@ def open_study(
 ) -> optuna.Study:
     """Create study ``name`` with ``attrs`` (space, objectives, settings, version), or load it.
 
-    Call :func:`check_compatible` first; an existing study keeps the attrs it was created with and
-    gets this session's settings appended under ``sessions``.
+    Call :func:`check_compatible` first; an existing study keeps the attrs it was created with. Every
+    session adds its settings under a key of its own (see :func:`sessions`).
     """
     created = existing_attrs(storage, name) is None
     study = optuna.create_study(
@@ -125,9 +130,18 @@ def open_study(
         # "space" last: a search starting beside this one reads the attrs as complete once it is there.
         for key, value in sorted(attrs.items(), key=lambda item: item[0] == "space"):
             study.set_user_attr(key, value)
-    sessions = list(study.user_attrs.get("sessions", []))
-    study.set_user_attr("sessions", [*sessions, dict(attrs.get("settings", {}))])
+    # A key per session, not one list read, extended and written back: two searches starting on the
+    # same study at once would each write the list back without the other's entry.
+    key = f"{SESSION_PREFIX}{time.time_ns():020d}-{socket.gethostname()}-{os.getpid()}"
+    study.set_user_attr(key, dict(attrs.get("settings", {})))
     return study
+
+
+def sessions(study: optuna.Study) -> list[dict[str, Any]]:
+    """The settings of every search session of ``study``, oldest first."""
+    attrs = study.user_attrs
+    listed = list(attrs.get(LEGACY_SESSIONS, []))  # studies written before sessions had keys of their own
+    return listed + [attrs[key] for key in sorted(attrs) if key.startswith(SESSION_PREFIX)]
 
 
 def running_trials(storage: BaseStorage, name: str) -> list[FrozenTrial]:

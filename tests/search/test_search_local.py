@@ -17,7 +17,7 @@ from aaf_search.config import TrialConfig, load_yaml
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search, trial_seed
 from aaf_search.search.liveness import ATTR_OWNER, owner_record
-from aaf_search.search.study import INTERRUPTED_REASON
+from aaf_search.search.study import INTERRUPTED_REASON, sessions
 from aaf_search.spaces import CATALOG
 from aaf_search.trials.report import TrialResult
 
@@ -88,7 +88,14 @@ def test_resume_runs_only_the_missing_trials() -> None:
     third = FakeRunner()
     run_search(settings(trials=5, pruner="none"), runner=third)
     assert third.configs == []  # nothing missing, nothing run
-    assert [s["trials"] for s in study.user_attrs["sessions"]] == [2, 5, 5]  # each session's settings
+    assert [s["trials"] for s in sessions(study)] == [2, 5, 5]  # each session's settings
+
+
+def test_sessions_stored_as_one_list_by_earlier_versions_are_still_listed() -> None:
+    run_search(settings(trials=1, pruner="none"), runner=FakeRunner())
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    study.set_user_attr("sessions", [{"trials": 3}])  # how versions before keyed sessions stored them
+    assert [s["trials"] for s in sessions(study)] == [3, 1]
 
 
 def test_interrupted_trials_are_failed_and_retried() -> None:
@@ -151,7 +158,7 @@ def test_a_study_of_another_space_is_refused_and_left_untouched() -> None:
         run_search(settings(objectives=("accuracy", "params"), pruner="none"), runner=runner)
     study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
     assert len(study.trials) == 1 and runner.configs == []
-    assert len(study.user_attrs["sessions"]) == 1
+    assert len(sessions(study)) == 1
 
 
 def test_multi_objective_search_keeps_a_pareto_front() -> None:
