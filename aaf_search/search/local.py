@@ -14,7 +14,7 @@ import torch
 from optuna.trial import TrialState
 
 from aaf_search.errors import UserError
-from aaf_search.search.recording import INTERRUPTED, SURPLUS_PREFIX, failure_category
+from aaf_search.search.recording import INTERRUPTED, failure_category
 from aaf_search.search.session import FailureStreak, SearchSession
 from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import first_line
@@ -106,7 +106,7 @@ def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
     if session.shared and session.surplus(trial.number):
         # Another process claimed the last slot between this one's check and its ask: fail before
         # sampling, so the study holds no more finished trials than asked for.
-        reason = f"{SURPLUS_PREFIX} the study already holds or runs its {session.target} trials"
+        reason = session.surplus_reason()
         recorder.failed(trial, reason, [])
         raise TrialFailed(reason)
     config = recorder.start(trial)

@@ -64,8 +64,9 @@ class StudySearcher(Searcher):
         self._errors: dict[str, str] = {}  # Ray trial id -> why its worker crashed (from the scheduler)
         # Finished trials the study still lacks, counted here: Ray calls suggest() on every turn of its
         # loop while a slot is free, and reading the study each time would keep the driver's core busy.
-        # This driver is the study's only writer while it runs.
+        # On a shared study other processes finish trials too: the count is re-read before each ask.
         self._missing = session.remaining()
+        self._others_run_the_rest = False  # shared study: every trial left is claimed by other processes
         # As many failures in a row as this session set out to run: a whole round, as the local backend
         # counts it, failed, and more trials would most likely fail too.
         self._streak = FailureStreak(give_up_after=max(self._missing, 1))
@@ -87,10 +88,15 @@ class StudySearcher(Searcher):
         if self._streak.gave_up:
             self.session.progress.note(f"stopping: the last {self._streak.in_a_row} trials all failed")
             return Searcher.FINISHED
-        if remaining - self.running <= 0:
+        if remaining - self.running <= 0 or (self.session.shared and not self._slot_open()):
             # Enough trials in flight; stay open while any runs, since a failed one must be replaced.
             return None if self.running else Searcher.FINISHED
         trial = self.session.study.ask()
+        if self.session.shared and self.session.surplus(trial.number):
+            # Another process claimed the last slot between the claim and the ask (the local backend's rule).
+            self._tell_failed(_Running(trial), self.session.surplus_reason(), note=False)
+            self._others_run_the_rest = True
+            return None if self.running else Searcher.FINISHED
         try:
             config = self.session.recorder.start(trial)
             preflight(config)
@@ -168,6 +174,24 @@ class StudySearcher(Searcher):
             self._tell_failed(running, reason, note=False)
             numbers.append(running.trial.number)
         return numbers
+
+    def _slot_open(self) -> bool:
+        """Shared study: whether a missing trial is still unclaimed by any process (one read per ask).
+
+        Once every trial left runs elsewhere this searcher starts no more (as the local backend stops),
+        and does not read the study again on Ray's further calls.
+        """
+        if self._others_run_the_rest:
+            return False
+        claim = self.session.claim()
+        self._missing = claim.missing
+        if claim.open > 0:
+            return True
+        self._others_run_the_rest = True
+        self.session.progress.note(
+            f"stopping: the study's last {claim.missing} trial(s) are running in other processes"
+        )
+        return False
 
     # -- recording ----------------------------------------------------------------------------------
 

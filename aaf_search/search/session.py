@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.config import TrialConfig
 from aaf_search.search.progress import ProgressLine
-from aaf_search.search.recording import SURPLUS, TrialRecorder, stored_category
+from aaf_search.search.recording import SURPLUS, SURPLUS_PREFIX, TrialRecorder, stored_category
 from aaf_search.search.settings import Resources
 from aaf_search.search.study import FINISHED, count_finished
 from aaf_search.trials.report import EpochReport, TrialResult
@@ -96,6 +96,10 @@ class SearchSession:
         """
         ahead = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         return sum(t.number < number for t in ahead) >= self.target
+
+    def surplus_reason(self) -> str:
+        """Why a trial that :meth:`surplus` says is one too many fails (its category: ``surplus``)."""
+        return f"{SURPLUS_PREFIX} the study already holds or runs its {self.target} trials"
 
     def trial_dir(self, number: int) -> Path:
         """Where trial ``number`` writes its weights, config and metrics CSV."""

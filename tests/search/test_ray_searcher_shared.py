@@ -1,0 +1,69 @@
+"""The Ray searcher on a study other processes search too: it claims trials as the local backend does."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import FakeRunner
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from aaf_search.search.objectives import resolve_objectives
+from aaf_search.search.progress import ProgressLine
+from aaf_search.search.ray_searcher import StudySearcher
+from aaf_search.search.recording import TrialRecorder, stored_category
+from aaf_search.search.session import Claim, SearchSession
+from aaf_search.search.settings import Resources
+from aaf_search.search.storage import open_storage
+from aaf_search.spaces import CATALOG
+
+
+def shared_searcher(tmp_path: Path, target: int, running_elsewhere: int) -> tuple[StudySearcher, io.StringIO]:
+    """A searcher for a ``target``-trial study of which other processes already run ``running_elsewhere``."""
+    study = optuna.create_study(storage=open_storage(f"journal:{tmp_path / 'study.log'}"), direction="maximize")
+    for _ in range(running_elsewhere):
+        study.ask()
+    space = CATALOG["trainable_zoo"]
+    objectives = resolve_objectives(("accuracy",), space.defaults)
+    stream = io.StringIO()
+    session = SearchSession(
+        study=study,
+        recorder=TrialRecorder(space, space.defaults, objectives, study_seed=0),
+        target=target,
+        progress=ProgressLine("zoo", target, stream=stream),
+        run_dir=tmp_path / "run",
+        runner=FakeRunner(),
+        resources=Resources(),
+        shared=True,
+    )
+    return StudySearcher(session, threads=1, workdir=tmp_path), stream
+
+
+def test_no_trial_is_started_while_other_processes_run_every_one_left(tmp_path: Path) -> None:
+    searcher, stream = shared_searcher(tmp_path, target=2, running_elsewhere=2)
+    assert searcher.suggest("a") == Searcher.FINISHED
+    assert len(searcher.session.study.trials) == 2
+    assert "stopping: the study's last 2 trial(s) are running in other processes" in stream.getvalue()
+
+
+def test_the_open_trial_is_taken_and_no_more(tmp_path: Path) -> None:
+    searcher, _ = shared_searcher(tmp_path, target=3, running_elsewhere=2)
+    config = searcher.suggest("a")
+    assert isinstance(config, dict) and config["number"] == 2
+    assert searcher.suggest("b") is None  # its own trial still runs (and may have to be replaced)
+    assert len(searcher.session.study.trials) == 3
+
+
+def test_a_trial_asked_after_another_process_took_the_last_slot_fails_as_surplus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searcher, _ = shared_searcher(tmp_path, target=2, running_elsewhere=2)
+    # The claim read the study just before another process asked for the last trial.
+    monkeypatch.setattr(searcher.session, "claim", lambda: Claim(missing=2, open=1))
+    assert searcher.suggest("a") == Searcher.FINISHED
+    surplus = searcher.session.study.trials[2]
+    assert surplus.state == TrialState.FAIL and stored_category(surplus) == "surplus"
+    assert "config" not in surplus.user_attrs  # given up before sampling
