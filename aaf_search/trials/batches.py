@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+GATHER_ONCE_BYTES = 64 << 20
+"""Shuffled inputs up to this size are gathered into a new order once per epoch, larger ones per batch."""
+
 Augment = Callable[[Tensor], Tensor]
 """A batch augmentation ``augment(x) -> x'`` (same shape) that holds its own generator."""
 
@@ -30,8 +33,9 @@ def iterate_batches(
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield ``(x_batch, y_batch)`` covering every sample once (the last batch may be smaller).
 
-    With ``shuffle`` the order is one ``randperm`` drawn from ``generator`` per call, i.e. per epoch;
-    without it batches are contiguous views (no copy). ``augment`` is applied to each input batch, e.g.
+    With ``shuffle`` the order is one ``randperm`` drawn from ``generator`` per call, i.e. per epoch (the
+    batches are the same whether gathered at once or one by one, see ``GATHER_ONCE_BYTES``); without it
+    batches are contiguous views (no copy). ``augment`` is applied to each input batch, e.g.
     ``DataSplits.augmenter(generator)``. ``drop_last`` skips a final partial batch (useful with batch norm
     when the remainder is tiny).
     """
@@ -41,6 +45,9 @@ def iterate_batches(
     if y.shape[0] != n:
         raise ValueError(f"x has {n} samples but y has {y.shape[0]}")
     order = _permutation(n, generator).to(x.device) if shuffle else None
+    if order is not None and x.element_size() * x.numel() <= GATHER_ONCE_BYTES:
+        # One gather for the epoch, then views: on digits 21 small gathers per epoch took 0.5 ms (1 %).
+        x, y, order = x.index_select(0, order), y.index_select(0, order), None
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         end = min(start + batch_size, n)

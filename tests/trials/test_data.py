@@ -16,7 +16,7 @@ import torch
 
 from aaf_search.config import DataConfig
 from aaf_search.errors import UserError
-from aaf_search.trials import sources
+from aaf_search.trials import batches, sources
 from aaf_search.trials.data import (
     DATASETS,
     DataError,
@@ -387,6 +387,16 @@ def test_iterate_batches_covers_each_sample_once() -> None:
     assert not torch.equal(order, second_epoch)
     replay = torch.Generator().manual_seed(0)
     assert torch.equal(torch.cat([b[1] for b in iterate_batches(x, y, 3, shuffle=True, generator=replay)]), order)
+
+
+def test_shuffled_batches_are_the_same_gathered_once_or_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = torch.randn(10, 1, 2, 2), torch.arange(10)
+    once = list(iterate_batches(x, y, 3, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    monkeypatch.setattr(batches, "GATHER_ONCE_BYTES", 0)
+    per_batch = list(iterate_batches(x, y, 3, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert len(once) == len(per_batch) == 4
+    for (xa, ya), (xb, yb) in zip(once, per_batch, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
 def test_iterate_batches_in_order_and_drop_last() -> None:
