@@ -86,6 +86,24 @@ def parameter_groups(model: nn.Module, config: OptimConfig) -> tuple[list[dict[s
     return [g for g in rest_groups if g["params"]], act_groups
 
 
+def merge_alike(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``groups`` with those of equal learning rate and weight decay joined (names joined by ``+``).
+
+    The update is the same per parameter either way, but each group costs a kernel call per step: a
+    second group of four scalar activation parameters added 50-90 µs to a 180 µs Adam step of DNN3.
+    """
+    merged: dict[tuple[float, float], dict[str, Any]] = {}
+    for group in groups:
+        key = (group["lr"], group["weight_decay"])
+        if key in merged:
+            into = merged[key]
+            into["params"] = [*into["params"], *group["params"]]
+            into["name"] = f"{into['name']}+{group['name']}"
+        else:
+            merged[key] = dict(group)
+    return list(merged.values())
+
+
 FUSED_DEVICES = ("cpu", "cuda")
 """Devices whose parameters Adam, AdamW and SGD update with their fused kernels (``fused=True``)."""
 
@@ -129,7 +147,7 @@ def build_optimisers(model: nn.Module, config: OptimConfig, epochs: int) -> Opti
     if config.dspu4 and act_groups and rest_groups:
         main, act = make_optimizer(rest_groups, config), make_optimizer(act_groups, config)
     else:
-        main, act = make_optimizer(rest_groups + act_groups, config), None
+        main, act = make_optimizer(merge_alike(rest_groups + act_groups), config), None
     factor = schedule_factor(config, epochs)
     schedulers = [LambdaLR(opt, factor) for opt in ([main] if act is None else [act, main])]
     return Optimisers(main=main, act=act, schedulers=schedulers)

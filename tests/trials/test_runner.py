@@ -130,7 +130,24 @@ def test_p24sl_puts_leaf_p2_p4_in_a_slower_group() -> None:
     apply_plan(model, uniform_plan("leaf"), data.train_x[:2])
     opts = build_optimisers(model, OptimConfig(name="adam", lr=1e-3, p24sl=True), epochs=1)
     lrs = {group["name"]: group["lr"] for group in opts.main.param_groups}
-    assert lrs == {"network": 1e-3, "activations": 1e-3, "activations_p24sl": pytest.approx(1e-6)}
+    # The network and the other activation parameters share one group: their settings are the same.
+    assert lrs == {"network+activations": 1e-3, "activations_p24sl": pytest.approx(1e-6)}
+    slow = {name.rsplit(".", 1)[-1] for name, p in model.named_parameters() if id(p) in slow_ids(opts)}
+    assert slow == {"p2", "p4"}
+
+
+def slow_ids(opts: optim.Optimisers) -> set[int]:
+    return {id(p) for group in opts.main.param_groups if group["name"] == "activations_p24sl" for p in group["params"]}
+
+
+def test_activation_parameters_with_their_own_lr_get_their_own_group() -> None:
+    data = load_data(DataConfig())
+    model = build_model("dnn2", input_shape=data.input_shape, num_classes=10)
+    apply_plan(model, uniform_plan("coslu"), data.train_x[:2])
+    same = build_optimisers(model, OptimConfig(lr=1e-3), epochs=1).main.param_groups
+    own = build_optimisers(model, OptimConfig(lr=1e-3, act_lr=1e-2), epochs=1).main.param_groups
+    assert [(g["name"], len(g["params"])) for g in same] == [("network+activations", len(list(model.parameters())))]
+    assert [(g["name"], g["lr"]) for g in own] == [("network", 1e-3), ("activations", 1e-2)]
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
