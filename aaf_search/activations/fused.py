@@ -22,8 +22,8 @@ The switch (:func:`set_implementation`, or the environment variable ``AAF_ACTIVA
 
 - ``"eager"``: the reference modules, plain autograd;
 - ``"fused"``: the fused Function for every family that has one;
-- ``"auto"`` (default): fused where ``benchmarks/activations.py`` showed it faster than eager on that
-  device type (:data:`AUTO_FUSED`), eager elsewhere.
+- ``"auto"`` (default): fused where ``benchmarks/fused_crossover.py`` showed it faster than eager on
+  that device type and input size (:data:`AUTO_FUSED`), eager elsewhere.
 
 ``AAF_ACTIVATION_COMPILE=0`` (or ``set_implementation(..., compile=False)``) keeps the fused Function but
 runs its formulas eagerly. Inside an outer ``torch.compile`` (the whole model compiled) the reference
@@ -55,16 +55,33 @@ ENV_COMPILE = "AAF_ACTIVATION_COMPILE"
 DEFAULT_IMPLEMENTATION: Implementation = "auto"
 COMPILED_DEVICES = ("cpu", "cuda")  # device types where torch.compile (inductor) generates fused kernels
 
-AUTO_FUSED: dict[tuple[str, bool], frozenset[str]] = {
-    # (device type, compiled) -> families for which "auto" picks the fused implementation: those where
-    # benchmarks/activations.py measured a faster training step than eager (4-conv net, fp32, batch 128,
-    # 2-core CPU: fused was faster for every family, 1.08x (ShiLU) to 2.3x (NormLinComb); see the README's benchmark
-    # section). Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry.
-    # Without compilation the fused formulas save memory but were not shown faster: eager.
+AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
+    # (device type, compiled) -> {family: input elements from which "auto" takes the fused path}.
+    # benchmarks/fused_crossover.py measured, per family, from which input size a fused forward and
+    # backward stays faster than the eager reference (2-core CPU, fp32; a fused call costs a fixed few
+    # hundred microseconds more, and less per element). On a digits MLP's activations (12-25k elements)
+    # that left CosLU's epoch 1.18x and APA's 1.13x slower fused than eager, and LinComb's 0.83x. Every
+    # family is fused on the 4-conv network of benchmarks/activations.py (4M elements per activation).
+    # Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry. Without
+    # compilation the fused formulas save memory but were not shown faster: eager.
     # LSLU stays eager: every series length n is a separate kernel, so a search over n (lslu_depth) would
     # pay a compilation of 1-4 s in most of a worker's first trials, longer than the fused series saves in
     # a short trial (step 3.8x -> 2.3x SiLU; its depthwise conv and BatchNorm, not the series, are the rest).
-    ("cpu", True): frozenset(KERNELS) - {"lslu"},
+    ("cpu", True): {
+        "aglu": 1 << 17,
+        "ahaf": 1 << 18,
+        "apa": 1 << 18,
+        "coslu": 1 << 17,
+        "delu": 1 << 13,
+        "fneuron": 1 << 12,
+        "leaf": 1 << 19,
+        "lincomb": 1 << 14,
+        "normlincomb": 1 << 13,
+        "relun": 1 << 15,
+        "scaledsoftsign": 1 << 17,
+        "shilu": 1 << 19,
+        "sinlu": 1 << 16,
+    },
 }
 
 _implementation: Implementation | None = None  # None: read the environment
@@ -125,7 +142,8 @@ def uses_fused(family: str, x: Tensor) -> bool:
         # gain is nil, and compiling a separate inference graph would cost seconds for a few calls.
         return False
     compiled = compile_enabled() and x.device.type in COMPILED_DEVICES
-    return family in AUTO_FUSED.get((x.device.type, compiled), frozenset())
+    fused_from = AUTO_FUSED.get((x.device.type, compiled), {}).get(family)
+    return fused_from is not None and x.numel() >= fused_from
 
 
 def apply(family: str, options: Hashable, x: Tensor, params: Sequence[Tensor]) -> Tensor:

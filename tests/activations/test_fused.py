@@ -321,12 +321,17 @@ def test_switch_reads_the_environment_and_validates(monkeypatch: pytest.MonkeyPa
     assert not fused.compile_enabled()
 
 
+def test_auto_has_a_measured_threshold_for_every_fused_family_but_lslu() -> None:
+    assert set(fused.AUTO_FUSED[("cpu", True)]) == set(fused.families()) - {"lslu"}
+
+
 def test_auto_uses_fused_only_where_it_was_measured_faster(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.zeros(2, 3)
     fused.set_implementation("auto", compile=True)
-    monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", True), frozenset({"coslu"}))
+    monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", True), {"coslu": 6, "apa": 7})
     assert fused.uses_fused("coslu", x)
-    assert not fused.uses_fused("apa", x)
+    assert not fused.uses_fused("apa", x)  # fused only from 7 elements: smaller inputs run faster eagerly
+    assert fused.uses_fused("apa", torch.zeros(7))
     assert not fused.uses_fused("silu", x)  # no kernel: always eager
     with torch.no_grad():  # inference saves nothing for backward: no compile for a few calls
         assert not fused.uses_fused("coslu", x)
