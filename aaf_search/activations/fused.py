@@ -60,8 +60,8 @@ AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
     # benchmarks/fused_crossover.py measured, per family, from which input size a fused forward and
     # backward stays faster than the eager reference (2-core CPU, fp32; a fused call costs a fixed few
     # hundred microseconds more, and less per element). On a digits MLP's activations (12-25k elements)
-    # that left CosLU's epoch 1.18x and APA's 1.13x slower fused than eager, and LinComb's 0.83x. Every
-    # family is fused on the 4-conv network of benchmarks/activations.py (4M elements per activation).
+    # a fused epoch was 1.10x (CosLU) and 1.14x (AHAF) an eager one. Every family is fused on the 4-conv
+    # network of benchmarks/activations.py (4M elements per activation).
     # Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry. Without
     # compilation the fused formulas save memory but were not shown faster: eager.
     # LSLU stays eager: every series length n is a separate kernel, so a search over n (lslu_depth) would
