@@ -47,9 +47,7 @@ class LocalBackend:
 
         while (claim := session.claim()).missing > 0:
             if claim.open <= 0:
-                session.progress.note(
-                    f"stopping: the study's last {claim.missing} trial(s) are running in other processes"
-                )
+                session.note_others_run_the_rest(claim)
                 return
             # Alone on the study, every open slot is this process's; shared, each trial first claims one.
             batch = 1 if session.shared else claim.open

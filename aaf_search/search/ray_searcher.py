@@ -188,9 +188,7 @@ class StudySearcher(Searcher):
         if claim.open > 0:
             return True
         self._others_run_the_rest = True
-        self.session.progress.note(
-            f"stopping: the study's last {claim.missing} trial(s) are running in other processes"
-        )
+        self.session.note_others_run_the_rest(claim)
         return False
 
     # -- recording ----------------------------------------------------------------------------------

@@ -97,6 +97,10 @@ class SearchSession:
         ahead = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         return sum(t.number < number for t in ahead) >= self.target
 
+    def note_others_run_the_rest(self, claim: Claim) -> None:
+        """Say why a backend starts no more trials: every one the study misses runs in another process."""
+        self.progress.note(f"stopping: the study's last {claim.missing} trial(s) are running in other processes")
+
     def surplus_reason(self) -> str:
         """Why a trial that :meth:`surplus` says is one too many fails (its category: ``surplus``)."""
         return f"{SURPLUS_PREFIX} the study already holds or runs its {self.target} trials"
