@@ -1,12 +1,17 @@
 """From how many input elements the fused path of each family beats its eager reference (forward + backward).
 
-A fused call costs a fixed few hundred microseconds more than an eager one (the compiled function's
-guards and wrappers) and less per element; on small activations (a digits MLP's 64 x 200) eager is the
-faster. For every family with a fused kernel, this times one forward and backward of the module on
-inputs of 2^12 to 2^20 elements, both ways, interleaved, and prints the smallest size from which fused
-stays faster: the thresholds ``fused.AUTO_FUSED`` holds for "auto".
+A fused call costs a fixed amount more than an eager one (the compiled function's guards and wrappers: a
+few hundred microseconds on the CPU, tens on a GPU) and less per element; on small activations (a digits
+MLP's 64 x 200) eager is the faster. For every family with a fused kernel, this times one forward and
+backward of the module on inputs of 2^12 to 2^20 elements (to 2^24 on CUDA), both ways, interleaved, and
+prints the smallest size from which fused stays faster: the thresholds ``fused.AUTO_FUSED`` holds for
+"auto" on that device type.
 
     python benchmarks/fused_crossover.py [--families coslu apa ...] [--repeats 5]
+    python benchmarks/fused_crossover.py --device cuda      # bf16 inputs, as under bf16 autocast
+
+On CUDA the inputs are bf16 by default (under autocast the activation receives the conv's bf16 output)
+and the parameters stay fp32, as in a trial.
 """
 
 from __future__ import annotations
@@ -21,30 +26,46 @@ from aaf_search import activations
 from aaf_search.activations import fused
 from aaf_search.trials.malloc import tune_malloc
 
-SIZES = tuple(2**k for k in range(12, 21))
 ROW = 64  # elements per row: the inputs are (n / 64, 64), an MLP's (batch, features)
+LARGEST = {"cpu": 20, "cuda": 24}  # log2 of the largest input size per device type
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ELEMENTS_PER_TIMING = 2_000_000  # calls per timing: this many elements in all, at least MIN_CALLS
+MIN_CALLS = 3
 
 
-def step_microseconds(family: str, impl: str, elements: int, repeats: int) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_microseconds(
+    family: str, impl: str, elements: int, repeats: int, device: torch.device, dtype: torch.dtype
+) -> float:
     """Fastest of ``repeats`` timings of one forward + backward of ``family`` on ``elements`` inputs."""
     fused.set_implementation(impl)  # type: ignore[arg-type]
-    module = activations.create(family)
-    x = torch.randn(elements // ROW, ROW, requires_grad=True)
-    grad = torch.ones(elements // ROW, ROW)
+    module = activations.create(family).to(device)  # parameters stay fp32, as under autocast
+    x = torch.randn(elements // ROW, ROW, device=device, dtype=dtype, requires_grad=True)
+    grad = torch.ones(elements // ROW, ROW, device=device, dtype=dtype)
 
     def step() -> None:
         module(x).backward(grad)
 
     for _ in range(3):
         step()  # compiles on the first fused call of a family
-    calls = max(3, 2_000_000 // elements)
+    calls = max(MIN_CALLS, ELEMENTS_PER_TIMING // elements)
     best = float("inf")
     for _ in range(repeats):
+        sync(device)
         started = time.perf_counter()
         for _ in range(calls):
             step()
+        sync(device)
         best = min(best, (time.perf_counter() - started) / calls * 1e6)
     return best
+
+
+def power(size: int) -> str:
+    return f"2^{size.bit_length() - 1}"
 
 
 def crossover(times: dict[int, tuple[float, float]]) -> int | None:
@@ -62,21 +83,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", nargs="*", default=sorted(set(fused.families()) - {"lslu"}))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", choices=tuple(LARGEST), default="cpu")
+    parser.add_argument(
+        "--dtype", choices=tuple(DTYPES), default=None, help="input dtype (default: float32 on cpu, bfloat16 on cuda)"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.families) - set(fused.families()))
     if unknown:
         parser.error(f"no fused kernel for {', '.join(unknown)}; choose from: {', '.join(fused.families())}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available; choose --device cpu")
+    device = torch.device(args.device)
+    dtype = DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
+    sizes = tuple(2**k for k in range(12, LARGEST[device.type] + 1))
     tune_malloc()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{'family':<16}" + "".join(f"{size:>10}" for size in SIZES) + "   fused from")
+    where = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    print(f"machine: {where}, torch {torch.__version__}, {device.type} {str(dtype).removeprefix('torch.')} inputs")
+    print(f"{'family':<16}" + "".join(f"{power(size):>7}" for size in sizes) + "   fused from")
     for family in args.families:
         times = {}
-        for size in SIZES:
-            eager = step_microseconds(family, "eager", size, args.repeats)
-            fused_time = step_microseconds(family, "fused", size, args.repeats)
+        for size in sizes:
+            eager = step_microseconds(family, "eager", size, args.repeats, device, dtype)
+            fused_time = step_microseconds(family, "fused", size, args.repeats, device, dtype)
             times[size] = (eager, fused_time)
-        ratios = "".join(f"{times[size][1] / times[size][0]:>10.2f}" for size in SIZES)
-        print(f"{family:<16}{ratios}   {crossover(times) or 'never'}")
+        ratios = "".join(f"{times[size][1] / times[size][0]:>7.2f}" for size in sizes)
+        start = crossover(times)
+        print(f"{family:<16}{ratios}   {'never' if start is None else power(start)}", flush=True)
     print("(fused time / eager time per forward + backward; < 1: fused is faster)")
 
 

@@ -62,8 +62,7 @@ AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
     # hundred microseconds more, and less per element). On a digits MLP's activations (12-25k elements)
     # a fused epoch was 1.10x (CosLU) and 1.14x (AHAF) an eager one. Every family is fused on the 4-conv
     # network of benchmarks/activations.py (4M elements per activation).
-    # Not yet measured on CUDA, so "auto" stays eager there until a GPU run fills the entry. Without
-    # compilation the fused formulas save memory but were not shown faster: eager.
+    # Without compilation the fused formulas save memory but were not shown faster: eager.
     # LSLU stays eager: every series length n is a separate kernel, so a search over n (lslu_depth) would
     # pay a compilation of 1-4 s in most of a worker's first trials, longer than the fused series saves in
     # a short trial (step 3.8x -> 2.3x SiLU; its depthwise conv and BatchNorm, not the series, are the rest).
@@ -81,6 +80,18 @@ AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
         "scaledsoftsign": 1 << 17,
         "shilu": 1 << 19,
         "sinlu": 1 << 16,
+    },
+    # CUDA (H200, torch 2.11, bf16 inputs with fp32 parameters, as under autocast): a fused call costs
+    # about 0.1 ms more in Python and dispatch than an eager one, which on a GPU is more than the eager
+    # kernels take up to millions of elements. Fused was faster from 2^12 elements for F-neuron (its
+    # eager form is gather-heavy), from 2^23-2^24 for LinComb, CosLU and APA, never for AHAF (to 2^24).
+    # The other families were measured before the two-stage parameter sums (fused_kernels.sum_to) and
+    # stay eager until measured again.
+    ("cuda", True): {
+        "apa": 1 << 24,
+        "coslu": 1 << 24,
+        "fneuron": 1 << 12,
+        "lincomb": 1 << 23,
     },
 }
 

@@ -33,16 +33,27 @@ INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+TWO_STAGE_SUM_DEVICES = ("cuda",)
+"""Device types whose parameter-gradient sums run in two stages (see :func:`sum_to`)."""
+
+
 def sum_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
     """Sum an element-wise gradient ``g`` (the input's shape) to a broadcast parameter's ``shape``.
 
     The reduced dims come from ``shape`` alone (its leading missing dims and its size-1 dims), never
     from comparing with ``g``'s sizes: under ``torch.compile(dynamic=True)`` those are symbolic and a
     comparison would add a guard (and a recompile) per batch size.
+
+    On CUDA the sum runs in two stages, first over every reduced dim but the leading one, then over
+    that one. Inductor splits a reduction over many blocks only when its sizes are static; with
+    symbolic sizes a single block would sum all N·C·H·W elements (10x slower than eager at 2^24
+    elements). Two stages give one block per leading index, then a short sum of N partial sums.
     """
     lead = g.ndim - len(shape)
     dims = [*range(lead), *(lead + i for i, size in enumerate(shape) if size == 1)]
-    if dims:
+    if g.device.type in TWO_STAGE_SUM_DEVICES and len(dims) > 1 and dims[0] == 0:
+        g = g.sum(dims[1:], keepdim=True).sum(0, keepdim=True)
+    elif dims:
         g = g.sum(dims, keepdim=True)
     return g.reshape(shape)
 
@@ -466,13 +477,15 @@ def lslu_kernels(n: int) -> tuple[Forward, Backward]:
         for i in range(n):
             hs.append(theta[i] * F.relu(hs[-1]) + omega[i])
         delta = gy * _relu_mask(hs[n])
-        dtheta: list[Tensor] = [theta[0]] * n
-        domega: list[Tensor] = [omega[0]] * n
+        # Collected from stage n down to 1 and reversed at the end: appending, not assigning list items,
+        # which some torch versions' dynamo cannot trace.
+        dtheta: list[Tensor] = []
+        domega: list[Tensor] = []
         for i in range(n - 1, -1, -1):
-            dtheta[i] = (delta * F.relu(hs[i])).sum()
-            domega[i] = delta.sum()
+            dtheta.append(sum_to(delta * F.relu(hs[i]), ()))
+            domega.append(sum_to(delta, ()))
             delta = delta * theta[i] * _relu_mask(hs[i])
-        return delta, torch.stack(dtheta), torch.stack(domega)
+        return delta, torch.stack(dtheta[::-1]), torch.stack(domega[::-1])
 
     return forward, backward
 

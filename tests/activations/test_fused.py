@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 from activation_cases import away_from
+from fused_cases import CASES, DTYPE_TOLERANCE, assert_close_scaled, build_case, case_input, value_and_grads
 from torch import Tensor
 from torch.func import functional_call
 
@@ -21,27 +22,10 @@ from aaf_search.activations.apa import LAMBDA_MIN
 from aaf_search.activations.fneuron import knots
 from aaf_search.activations.lslu import LSLU
 from aaf_search.activations.pishchik import BASES
-from aaf_search.activations.registry import Activation, ActivationError, InitSpec, ParamShape, apply_init
+from aaf_search.activations.registry import Activation, ActivationError, ParamShape
 
 FAMILIES = fused.families()
 
-# family -> (init away from any reduction, build options, kinks of the input to avoid)
-CASES: dict[str, tuple[InitSpec, dict[str, Any], list[float]]] = {
-    "coslu": ({"a": 0.7, "b": 1.3}, {}, []),
-    "sinlu": ({"a": 0.7, "b": 1.3}, {}, []),
-    "delu": ({"n": 0.4}, {}, [0.0]),
-    "lincomb": ({"w": [0.3, -0.2, 0.5, 0.1]}, {}, [0.0]),
-    "normlincomb": ({"w": [0.5, 0.2, 0.9, 0.4]}, {}, [0.0]),
-    "relun": ({"n": 1.3}, {}, [0.0, 1.3]),
-    "scaledsoftsign": ({"alpha": 1.2, "beta": 0.8}, {}, []),
-    "shilu": ({"alpha": 1.2, "beta": 0.3}, {}, [0.0]),
-    "ahaf": ({"beta": 1.1, "gamma": 1.7}, {}, []),
-    "leaf": ({"p1": 0.8, "p2": 0.3, "p3": 1.4, "p4": -0.2}, {}, []),
-    "fneuron": ("random", {"count": 6, "interval": (-2.0, 2.0)}, []),
-    "apa": ({"lambda": 0.6, "kappa": 0.8}, {}, []),
-    "aglu": ({"lambda": 0.6, "kappa": 1.2}, {}, []),
-    "lslu": ({"theta": [0.7, 1.3], "omega": [0.2, -0.1]}, {"n": 2}, [0.0]),
-}
 SHAPE_CASES = [(name, mode) for name in FAMILIES for mode in activations.get(name).shapes]
 
 
@@ -49,61 +33,6 @@ SHAPE_CASES = [(name, mode) for name in FAMILIES for mode in activations.get(nam
 def _restore_switch() -> Any:
     yield
     fused.set_implementation(None)
-
-
-def _input_shape(name: str) -> tuple[int, ...]:
-    return (2, 2, 4, 4) if name == "lslu" else (3, 2, 4)
-
-
-def _build(name: str, mode: ParamShape, dtype: torch.dtype = torch.float64) -> Activation:
-    """The CASES module for inputs of ``_input_shape(name)``; parameters moved off their init per element."""
-    init, options, _ = CASES[name]
-    input_shape = _input_shape(name)[1:]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        module = activations.create(name, shape=mode, channels=input_shape[0], input_shape=input_shape, **options)
-        module = module.to(dtype)
-        apply_init(module, init)
-        with torch.no_grad():
-            for pname in module.param_names:
-                param = getattr(module, pname)
-                # Distinct values per channel/neuron, so a wrong reduction axis cannot go unnoticed.
-                param.mul_(1 + 0.2 * torch.rand(param.shape, dtype=dtype))
-            if isinstance(module, LSLU):
-                module.bn.weight.uniform_(0.5, 1.5)
-                module.bn.bias.uniform_(-0.5, 0.5)
-    return module
-
-
-def _input(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> Tensor:
-    shape = _input_shape(name)
-    generator = torch.Generator().manual_seed(seed)
-    if name == "fneuron":
-        # Inside the segments between knots (fraction 0.2..0.8), plus points outside the interval.
-        k = knots(6, (-2.0, 2.0))
-        segment = torch.randint(0, len(k) - 1, shape, generator=generator)
-        x = k[segment] + (0.2 + 0.6 * torch.rand(shape, generator=generator, dtype=torch.float64)) * (k[1] - k[0])
-        x.view(-1)[:2] = torch.tensor([-2.7, 3.1])
-        return x.to(dtype)
-    x = 2.5 * torch.randn(shape, generator=generator, dtype=torch.float64)
-    return away_from(x, CASES[name][2], 0.05).to(dtype)
-
-
-def _value_and_grads(module: Activation, x: Tensor, impl: str) -> tuple[Tensor, list[Tensor]]:
-    fused.set_implementation(impl, compile=False)
-    x = x.detach().clone().requires_grad_(True)
-    out = module(x)
-    # A non-uniform upstream gradient, so each element's weight in the parameter sums matters.
-    weight = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype).view(out.shape)
-    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
-    return out.detach(), [g.detach() for g in grads]
-
-
-def _assert_close_scaled(actual: Tensor, expected: Tensor, rel: float, what: str) -> None:
-    """|actual - expected| <= rel · max(1, max|expected|): a tolerance relative to the tensor's scale."""
-    scale = max(1.0, expected.abs().max().item())
-    error = (actual.double() - expected.double()).abs().max().item()
-    assert error <= rel * scale, f"{what}: max error {error:.3g} > {rel * scale:.3g}"
 
 
 def test_every_trainable_family_but_prelu_has_a_fused_kernel() -> None:
@@ -118,8 +47,8 @@ def test_kernel_tables_match_the_families() -> None:
 
 @pytest.mark.parametrize(("name", "mode"), SHAPE_CASES)
 def test_fused_takes_the_fused_path_and_saves_only_input_and_parameters(name: str, mode: ParamShape) -> None:
-    module = _build(name, mode, torch.float32)
-    x = _input(name, torch.float32).requires_grad_(True)
+    module = build_case(name, mode, torch.float32)
+    x = case_input(name, torch.float32).requires_grad_(True)
     fused.set_implementation("fused", compile=False)
     saved: list[Tensor] = []
 
@@ -137,8 +66,8 @@ def test_fused_takes_the_fused_path_and_saves_only_input_and_parameters(name: st
 
 @pytest.mark.parametrize(("name", "mode"), SHAPE_CASES)
 def test_gradcheck_float64_and_equal_to_eager_autograd(name: str, mode: ParamShape) -> None:
-    module = _build(name, mode)
-    x = _input(name)
+    module = build_case(name, mode)
+    x = case_input(name)
     names = [n for n, _ in module.named_parameters()]
     params = [p.detach().clone().requires_grad_(True) for _, p in module.named_parameters()]
 
@@ -152,8 +81,8 @@ def test_gradcheck_float64_and_equal_to_eager_autograd(name: str, mode: ParamSha
     fused.set_implementation("fused", compile=False)
     assert torch.autograd.gradcheck(fn, (x.clone().requires_grad_(True), *params), eps=1e-6, atol=1e-6, rtol=1e-4)
 
-    eager_out, eager_grads = _value_and_grads(module, x, "eager")
-    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    eager_out, eager_grads = value_and_grads(module, x, "eager")
+    fused_out, fused_grads = value_and_grads(module, x, "fused")
     torch.testing.assert_close(fused_out, eager_out, atol=1e-12, rtol=1e-12)
     for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
         torch.testing.assert_close(g_fused, g_eager, atol=1e-10, rtol=1e-10)
@@ -171,8 +100,8 @@ def test_fneuron_both_kernel_forms_equal_eager_on_and_between_knots(count: int, 
         module.weights.uniform_(-1.0, 1.0, generator=torch.Generator().manual_seed(0))
     k = knots(count, interval)[:24]
     x = torch.cat([k, torch.linspace(-3.0, 3.0, 48 - len(k), dtype=torch.float64)]).view(6, 2, 4)
-    eager_out, eager_grads = _value_and_grads(module, x, "eager")
-    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    eager_out, eager_grads = value_and_grads(module, x, "eager")
+    fused_out, fused_grads = value_and_grads(module, x, "fused")
     torch.testing.assert_close(fused_out, eager_out, atol=1e-12, rtol=1e-12)
     for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
         torch.testing.assert_close(g_fused, g_eager, atol=1e-10, rtol=1e-10)
@@ -185,14 +114,10 @@ def test_apa_lambda_gradient_on_the_clamp_bound_equals_eager(name: str) -> None:
     with torch.no_grad():
         module.get_parameter("lam").fill_(LAMBDA_MIN)
     x = torch.linspace(-2.0, 2.0, 12, dtype=torch.float64).view(3, 4)
-    _, eager_grads = _value_and_grads(module, x, "eager")
-    _, fused_grads = _value_and_grads(module, x, "fused")
+    _, eager_grads = value_and_grads(module, x, "eager")
+    _, fused_grads = value_and_grads(module, x, "fused")
     for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
         torch.testing.assert_close(g_fused, g_eager, atol=1e-10, rtol=1e-10)
-
-
-# Relative tolerances (of each tensor's scale) for float32 and bfloat16, vs the eager module in that dtype.
-DTYPE_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -200,17 +125,17 @@ DTYPE_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
 @pytest.mark.parametrize("params_fp32", [False, True], ids=["module-cast", "fp32-params"])
 def test_values_and_grads_agree_in_low_precision(name: str, dtype: torch.dtype, params_fp32: bool) -> None:
     mode: ParamShape = "channel" if "channel" in activations.get(name).shapes else "layer"
-    module = _build(name, mode, torch.float32 if params_fp32 else dtype)
-    x = _input(name, dtype, seed=1)
-    eager_out, eager_grads = _value_and_grads(module, x, "eager")
-    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    module = build_case(name, mode, torch.float32 if params_fp32 else dtype)
+    x = case_input(name, dtype, seed=1)
+    eager_out, eager_grads = value_and_grads(module, x, "eager")
+    fused_out, fused_grads = value_and_grads(module, x, "fused")
     assert fused_out.dtype == dtype and fused_grads[0].dtype == dtype
     rel = DTYPE_TOLERANCE[dtype]
-    _assert_close_scaled(fused_out, eager_out, rel, "output")
+    assert_close_scaled(fused_out, eager_out, rel, "output")
     for i, (g_fused, g_eager) in enumerate(zip(fused_grads, eager_grads, strict=True)):
         assert g_fused.dtype == g_eager.dtype
         # Parameter gradients are sums over every element: bf16 rounding of the summands adds up.
-        _assert_close_scaled(g_fused, g_eager, rel if i == 0 else 2 * rel, f"gradient {i}")
+        assert_close_scaled(g_fused, g_eager, rel if i == 0 else 2 * rel, f"gradient {i}")
 
 
 @pytest.mark.parametrize("name", [n for n in FAMILIES if "channel" in activations.get(n).shapes])
@@ -222,11 +147,25 @@ def test_channel_parameters_broadcast_over_dim_1_for_any_rank(name: str) -> None
             p.add_(0.3 * torch.rand(p.shape, generator=torch.Generator().manual_seed(2)))
     for shape in [(5, 3), (5, 3, 4), (2, 3, 4, 4)]:
         x = 2 * torch.randn(shape, generator=torch.Generator().manual_seed(3))
-        eager_out, eager_grads = _value_and_grads(module, x, "eager")
-        fused_out, fused_grads = _value_and_grads(module, x, "fused")
+        eager_out, eager_grads = value_and_grads(module, x, "eager")
+        fused_out, fused_grads = value_and_grads(module, x, "fused")
         torch.testing.assert_close(fused_out, eager_out)
         for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
             torch.testing.assert_close(g_fused, g_eager, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "mode"), [("coslu", "layer"), ("leaf", "channel"), ("fneuron", "neuron")])
+def test_two_stage_parameter_sums_equal_the_one_stage_sums(
+    name: str, mode: ParamShape, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CUDA sums parameter gradients in two stages; forced onto the CPU here, it must give the same sums.
+    module = build_case(name, mode)
+    x = case_input(name)
+    _, one_stage = value_and_grads(module, x, "fused")
+    monkeypatch.setattr(fused_kernels, "TWO_STAGE_SUM_DEVICES", ("cpu",))
+    _, two_stage = value_and_grads(module, x, "fused")
+    for two, one in zip(two_stage, one_stage, strict=True):
+        torch.testing.assert_close(two, one, atol=1e-12, rtol=1e-12)
 
 
 def test_every_lincomb_basis_has_the_right_derivative() -> None:
@@ -234,8 +173,8 @@ def test_every_lincomb_basis_has_the_right_derivative() -> None:
     module = module.double()
     x = away_from(3 * torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4)), [0.0], 0.05)
     x = torch.cat([x, torch.tensor([[25.0, -25.0, 21.0]], dtype=torch.float64)])  # softplus past its threshold
-    eager_out, eager_grads = _value_and_grads(module, x, "eager")
-    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    eager_out, eager_grads = value_and_grads(module, x, "eager")
+    fused_out, fused_grads = value_and_grads(module, x, "fused")
     torch.testing.assert_close(fused_out, eager_out)
     for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
         torch.testing.assert_close(g_fused, g_eager)
@@ -246,8 +185,8 @@ def test_kinks_follow_autograd_conventions() -> None:
     x = torch.tensor([-1.0, 0.0, 0.5, 1.3, 2.0], dtype=torch.float64)
     for name, init in [("relun", {"n": 1.3}), ("shilu", {"alpha": 1.5, "beta": 0.2}), ("delu", {"n": 0.4})]:
         module = activations.create(name, init=init).double()
-        eager_out, eager_grads = _value_and_grads(module, x, "eager")
-        fused_out, fused_grads = _value_and_grads(module, x, "fused")
+        eager_out, eager_grads = value_and_grads(module, x, "eager")
+        fused_out, fused_grads = value_and_grads(module, x, "fused")
         torch.testing.assert_close(fused_out, eager_out, atol=0, rtol=0)
         for g_fused, g_eager in zip(fused_grads, eager_grads, strict=True):
             torch.testing.assert_close(g_fused, g_eager, atol=1e-15, rtol=0)
@@ -255,7 +194,7 @@ def test_kinks_follow_autograd_conventions() -> None:
     module = activations.create("relun", init={"n": 1.3}).double()
     tie = module.learned_parameters()["n"].clone()  # exactly n (1.3 in float32, widened)
     for impl in ("eager", "fused"):
-        _, grads = _value_and_grads(module, tie, impl)
+        _, grads = value_and_grads(module, tie, impl)
         assert grads[0].item() == -0.5 and grads[1].item() == -0.5  # upstream gradient -1, split
 
 
@@ -274,8 +213,8 @@ def test_clamped_exp_and_sigmoid_equal_the_unclamped_value_for_value(dtype: torc
 def test_apa_lambda_below_the_clamp_gets_no_gradient() -> None:
     module = activations.create("apa", init={"lambda": 1e-6, "kappa": 0.7}).double()
     x = torch.linspace(-4, 4, 33, dtype=torch.float64)
-    eager_out, eager_grads = _value_and_grads(module, x, "eager")
-    fused_out, fused_grads = _value_and_grads(module, x, "fused")
+    eager_out, eager_grads = value_and_grads(module, x, "eager")
+    fused_out, fused_grads = value_and_grads(module, x, "fused")
     torch.testing.assert_close(fused_out, eager_out)
     assert fused_grads[1].item() == 0.0 == eager_grads[1].item()
     torch.testing.assert_close(fused_grads[2], eager_grads[2])
@@ -323,6 +262,9 @@ def test_switch_reads_the_environment_and_validates(monkeypatch: pytest.MonkeyPa
 
 def test_auto_has_a_measured_threshold_for_every_fused_family_but_lslu() -> None:
     assert set(fused.AUTO_FUSED[("cpu", True)]) == set(fused.families()) - {"lslu"}
+    # On CUDA only the families measured faster somewhere are listed; the rest stay eager.
+    assert set(fused.AUTO_FUSED[("cuda", True)]) <= set(fused.families()) - {"lslu"}
+    assert set(fused.AUTO_FUSED) == {(device, True) for device in fused.COMPILED_DEVICES}
 
 
 def test_auto_uses_fused_only_where_it_was_measured_faster(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -402,8 +344,8 @@ def test_compiled_kernels_are_reused_across_modules_and_batch_sizes() -> None:
 def test_compiled_gather_and_series_kernels_match_eager(name: str) -> None:
     # The two kernels that are not plain pointwise maths: F-neuron's gather + index_add, LSLU's loop.
     fused.clear_cache()
-    module = _build(name, "layer", torch.float32)
-    x = _input(name, torch.float32)
+    module = build_case(name, "layer", torch.float32)
+    x = case_input(name, torch.float32)
     fused.set_implementation("eager")
     expected = _fwd_bwd(module, x)
     fused.set_implementation("fused", compile=True)
