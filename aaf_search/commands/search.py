@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--download", action="store_true", default=None, help="download a torchvision data set when absent")
     add("--trials", type=int, default=DEFAULT_TRIALS, help="finished (complete + pruned) trials the study should hold")
     add("--epochs", type=int, help="epochs per trial (default: the space's budget)")
+    add(
+        "--precision",
+        help="fp32, bf16 (autocast, CPU or CUDA), fp16 (CUDA, with loss scaling) (default: the space's, fp32)",
+    )
     add("--sampler", default="tpe", help=f"{', '.join(SAMPLERS)} (default: tpe)")
     add("--pruner", help=f"{', '.join(PRUNERS)} (default: asha; none with several objectives)")
     add("--backend", default=default_backend(), help=f"{', '.join(BACKENDS)} (default: {default_backend()})")
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         download=args.download,
         epochs=args.epochs,
+        precision=args.precision,
         resources=Resources(
             address=args.address,
             gpus_per_trial=args.gpus_per_trial,

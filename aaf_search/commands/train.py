@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aaf_search.config import DEVICES, load_yaml
+from aaf_search.config import DEVICES, PRECISIONS, load_yaml
 
 HELP = "Train one trial config (an exported best.yaml, say) and save weights and metrics."
 
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="override the config's seed")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
     parser.add_argument("--device", choices=DEVICES, default=None, help="override the config's device")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="override the config's precision")
     parser.add_argument("--data-root", default=None, help="override where data sets are read from")
     parser.add_argument(
         "--threads",
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         changes["epochs"] = args.epochs
     if args.device is not None:
         changes["device"] = args.device
+    if args.precision is not None:
+        changes["precision"] = args.precision
     if args.data_root is not None:
         changes["data"] = replace(config.data, root=args.data_root)
     config = config.replace(**changes)

@@ -51,6 +51,14 @@ class SearchOutcome:
     best_path: Path | None  # the exported best config; None when no trial completed
 
 
+def check_precision(precision: str, settings: SearchSettings) -> None:
+    """fp16 trains on CUDA only: refuse it up front where no trial could get a GPU."""
+    import torch
+
+    if precision == "fp16" and settings.resources.address is None and not torch.cuda.is_available():
+        raise UserError("--precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")
+
+
 def run_search(
     settings: SearchSettings, *, runner: TrialRunner | None = None, stream: TextIO | None = None
 ) -> SearchOutcome:
@@ -67,7 +75,9 @@ def run_search(
         data_root=settings.data_root,
         download=settings.download,
         epochs=settings.epochs,
+        precision=settings.precision,
     )
+    check_precision(defaults.precision, settings)
     objectives = resolve_objectives(settings.objectives, defaults)
     names = [o.name for o in objectives]
     backend = make_backend(settings.backend)

@@ -43,6 +43,7 @@ class SearchSettings:
     data_root: str | None = None
     download: bool | None = None
     epochs: int | None = None
+    precision: str | None = None
     resources: Resources = field(default_factory=Resources)
 
     def record(self) -> dict[str, Any]:
@@ -58,4 +59,5 @@ class SearchSettings:
             "model": self.model,
             "dataset": self.dataset,
             "epochs": self.epochs,
+            "precision": self.precision,
         }

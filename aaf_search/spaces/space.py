@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from aaf_search.config import DataConfig, TrialConfig
+from aaf_search.config import PRECISIONS, DataConfig, TrialConfig
 from aaf_search.errors import UserError
 
 METRICS: dict[str, str] = {"val_accuracy": "maximize", "val_loss": "minimize"}
@@ -45,6 +45,7 @@ class SpaceDefaults:
     epochs: int = 4
     batch_size: int = 64
     metric: str = "val_accuracy"
+    precision: str = "fp32"  # fp32, bf16 (autocast, CPU or CUDA) or fp16 (CUDA, with loss scaling)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -53,6 +54,8 @@ class SpaceDefaults:
             raise SpaceError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise SpaceError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise SpaceError(f"unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}")
 
     @property
     def direction(self) -> str:
@@ -62,12 +65,13 @@ class SpaceDefaults:
         return DataConfig(name=self.dataset, root=self.data_root, download=self.download)
 
     def trial(self, **fields: Any) -> TrialConfig:
-        """A trial config on these defaults' model, data, epochs and batch size, plus ``fields``."""
+        """A trial config on these defaults' model, data, epochs, batch size and precision, plus ``fields``."""
         base: dict[str, Any] = {
             "model": self.model,
             "data": self.data(),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
+            "precision": self.precision,
         }
         return TrialConfig(**{**base, **fields})
 

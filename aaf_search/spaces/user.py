@@ -9,6 +9,7 @@ A space file lists the parameters to search and the config field each one writes
     dataset: digits
     epochs: 3
     batch_size: 64               # optional (64)
+    precision: fp32              # optional: fp32, bf16 or fp16 (CUDA); --precision overrides it
     metric: val_accuracy         # optional: val_accuracy (maximize) or val_loss (minimize)
     base:                        # optional: a partial trial config the parameters are written onto
       plan:
@@ -64,7 +65,7 @@ import yaml
 from aaf_search.config import ConfigError, TrialConfig, yaml_problem
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
-TOP_KEYS = ("name", "summary", "model", "dataset", "epochs", "batch_size", "metric", "base", "params")
+TOP_KEYS = ("name", "summary", "model", "dataset", "epochs", "batch_size", "metric", "precision", "base", "params")
 PARAM_TYPES = ("categorical", "float", "int")
 PARAM_KEYS = {
     "categorical": ("name", "target", "type", "choices"),
@@ -126,6 +127,7 @@ FROM_DEFAULTS = {
     "model": "the top-level 'model'",
     "epochs": "the top-level 'epochs'",
     "batch_size": "the top-level 'batch_size'",
+    "precision": "the top-level 'precision'",
     "data.name": "the top-level 'dataset'",
     "data.root": "--data-root",
     "data.download": "--download",
@@ -191,7 +193,9 @@ def load_space_file(path: Path) -> SearchSpace:
         if head in base and (not tail or (isinstance(base[head], Mapping) and tail in base[head])):
             raise SpaceError(f"{where}: 'base' may not set '{field}'; use {instead}")
     try:
-        defaults = SpaceDefaults().replace(**{k: document.get(k) for k in ("model", "dataset", "epochs", "batch_size")})
+        defaults = SpaceDefaults().replace(
+            **{k: document.get(k) for k in ("model", "dataset", "epochs", "batch_size", "precision")}
+        )
         defaults = defaults.replace(metric=document.get("metric"))
     except (SpaceError, TypeError) as exc:
         raise SpaceError(f"{where}: {exc}") from exc
@@ -207,6 +211,7 @@ def load_space_file(path: Path) -> SearchSpace:
 
 TOP_TYPES: dict[str, type] = {
     "name": str, "summary": str, "model": str, "dataset": str, "epochs": int, "batch_size": int, "metric": str,
+    "precision": str,
 }  # fmt: skip
 
 

@@ -81,6 +81,7 @@ CASES = [
     # Numbers out of range and resources this machine lacks.
     ([*SPACE, "good.yaml", "--epochs", "-3"], "--epochs must be > 0, got -3"),
     ([*SPACE, "good.yaml", "--cpus-per-trial", "0"], "--cpus-per-trial must be >= 1 with the local backend, got 0.0"),
+    ([*SPACE, "good.yaml", "--precision", "fp8"], "unknown precision 'fp8'; choose one of: fp32, bf16, fp16"),
     (
         ["search", "--space", "good.yaml", "--backend", "ray", "--gpus-per-trial", "999"],
         f"--gpus-per-trial 999 but this machine has {torch.cuda.device_count()} GPU(s)",

@@ -74,6 +74,19 @@ def test_search_records_complete_and_pruned_trials(odd_pruner: str) -> None:
     assert "4/4 trials (2 complete, 2 pruned), 0 failed, 0 running" in stream.getvalue().splitlines()[-1]
 
 
+def test_precision_from_the_command_line_reaches_every_trial_and_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = FakeRunner()
+    run_search(settings(trials=2, precision="bf16"), runner=runner, stream=io.StringIO())
+    assert [config.precision for config in runner.configs] == ["bf16", "bf16"]
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    assert study.user_attrs["settings"]["precision"] == "bf16"
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(UserError, match="--precision fp16 needs a CUDA GPU and this machine has none"):
+        run_search(settings(trials=4, precision="fp16"), runner=runner)
+    assert len(runner.configs) == 2  # refused before any trial
+
+
 def test_resume_runs_only_the_missing_trials() -> None:
     first = FakeRunner()
     run_search(settings(trials=2, pruner="none"), runner=first)

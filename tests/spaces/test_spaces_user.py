@@ -60,6 +60,13 @@ params:
 """
 
 
+def test_precision_comes_from_the_file_unless_the_command_line_says_otherwise(tmp_path: Path) -> None:
+    space = resolve_space(str(write(tmp_path, "precision: bf16\n" + MINIMAL)))
+    trial = optuna.trial.FixedTrial({"opt/lr": 0.01})
+    assert space.sample(trial, space.defaults).precision == "bf16"  # type: ignore[arg-type]
+    assert space.sample(trial, space.defaults.replace(precision="fp32")).precision == "fp32"  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -81,6 +88,8 @@ params:
         ("epochs: 0\n" + MINIMAL.split("\n", 1)[1], "epochs must be >= 1"),
         ("metric: top5\n" + MINIMAL.split("\n", 1)[1], "unknown metric 'top5'; choose one of: val_accuracy, val_loss"),
         ("base: {model: dnn5}\n" + MINIMAL.split("\n", 1)[1], "'base' may not set 'model'; use the top-level 'model'"),
+        ("precision: fp64\n" + MINIMAL.split("\n", 1)[1], "unknown precision 'fp64'; choose one of: fp32, bf16, fp16"),
+        ("base: {precision: bf16}\n" + MINIMAL.split("\n", 1)[1], "'base' may not set 'precision'; use the top-level"),
         ("params: [\n", "is not valid YAML at line"),
         (
             "params:\n  - {name: a, target: optim.lr, type: float, low: 0.1, high: 1}\n"

@@ -63,3 +63,16 @@ def test_threads_option_overrides_and_is_checked(threads_seen: list[int], capsys
 def test_a_cpu_run_records_its_thread_count() -> None:
     result = run_trial(_config())
     assert result.cpu_threads == torch.get_num_threads()
+
+
+def test_precision_option_overrides_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: list[TrialConfig] = []
+
+    def fake_run_trial(config: TrialConfig, **_: Any) -> Any:
+        trained.append(config)
+        return run_trial(config.replace(epochs=1))
+
+    monkeypatch.setattr(runner, "run_trial", fake_run_trial)
+    save_yaml("best.yaml", _config())
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet", "--precision", "bf16"]) == 0
+    assert [config.precision for config in trained] == ["bf16"]
