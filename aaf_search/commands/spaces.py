@@ -43,7 +43,7 @@ def describe_space(space: SearchSpace) -> str:
         f"{space.name}: {space.summary}",
         f"  source:   {space.source}",
         f"  defaults: model {d.model}, dataset {d.dataset}, {d.epochs} epochs, batch {d.batch_size}, "
-        f"{d.metric} ({d.direction})",
+        f"{d.precision}, {d.metric} ({d.direction})",
         "",
         textwrap.indent(space.doc, "  "),
         "",

@@ -100,6 +100,7 @@ def test_spaces_lists_every_space_with_docs_params_and_defaults(capsys: pytest.C
     for name, space in CATALOG.items():
         assert f"{name}: {space.summary}" in out
         assert f"model {space.defaults.model}, dataset digits, {space.defaults.epochs} epochs" in out
+        assert f"batch {space.defaults.batch_size}, fp32, val_accuracy (maximize)" in out
     assert "act/n/stage1" in out and "int 1..4" in out
     assert "opt/lr" in out and "float 0.0001..0.01 (log)" in out
     assert main(["spaces", "--brief"]) == 0
