@@ -269,6 +269,10 @@ def dump_yaml(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(_to_plain(document), sort_keys=False, allow_unicode=True)
 
 
+META_CPU_THREADS = "cpu_threads"
+"""Metadata key of an exported config: the torch CPU thread count its trial ran with (``train`` reuses it)."""
+
+
 def save_yaml(path: str | Path, config: TrialConfig, **metadata: Any) -> Path:
     """Write ``config`` (and metadata) atomically: a crash never leaves a half-written file."""
     path = Path(path)

@@ -9,7 +9,7 @@ import optuna
 
 from aaf_search.analysis.robust import completed_runs
 from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX
-from aaf_search.config import TrialConfig, save_yaml
+from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.export import provenance
 from aaf_search.search.recording import ATTR_CPU_THREADS
@@ -49,7 +49,7 @@ def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[
         "study": study.study_name,
         "trial_number": row["source_trial"],
         "robust": best["reason"],
-        **({ATTR_CPU_THREADS: threads} if threads is not None else {}),
+        **({META_CPU_THREADS: threads} if threads is not None else {}),
         **provenance(),
     }
     return config, metadata

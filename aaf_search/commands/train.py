@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aaf_search.config import DEVICES, PRECISIONS, load_yaml
+from aaf_search.config import DEVICES, META_CPU_THREADS, PRECISIONS, load_yaml
 
 HELP = "Train one trial config (an exported best.yaml, say) and save weights and metrics."
 
@@ -41,7 +41,7 @@ def cpu_threads(asked: int | None, metadata: dict[str, Any]) -> int | None:
         if asked < 1:
             raise ConfigError(f"--threads must be >= 1, got {asked}")
         return asked
-    recorded = metadata.get("cpu_threads")
+    recorded = metadata.get(META_CPU_THREADS)
     return recorded if isinstance(recorded, int) and recorded >= 1 else None
 
 

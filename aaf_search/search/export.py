@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search import __version__
-from aaf_search.config import TrialConfig, save_yaml
+from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_CPU_THREADS, ATTR_SPACE
 from aaf_search.search.storage import open_storage
@@ -76,7 +76,7 @@ def export_metadata(study: optuna.Study, trial: FrozenTrial, rank: int) -> dict[
         "space": trial.user_attrs.get(ATTR_SPACE),
         "params": dict(trial.params),
         # The thread count changes a CPU run's numbers (reduction order): train --config reuses it.
-        **({ATTR_CPU_THREADS: trial.user_attrs[ATTR_CPU_THREADS]} if ATTR_CPU_THREADS in trial.user_attrs else {}),
+        **({META_CPU_THREADS: trial.user_attrs[ATTR_CPU_THREADS]} if ATTR_CPU_THREADS in trial.user_attrs else {}),
         **provenance(),
     }
 
