@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from aaf_search.errors import UserError
+from aaf_search.errors import UserError, explain_disk_full
 
 
 class Command(Protocol):
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Imported here: the storage module imports Optuna, which --help and the other verbs' parsing skip.
         from aaf_search.search.storage import explain_locked
 
-        advice = explain_locked(exc)
+        advice = explain_locked(exc) or explain_disk_full(exc)
         if advice is None:
             raise  # not the user's doing: a bug keeps its traceback
         print(f"aaf-search: error: {advice}", file=sys.stderr)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aaf_search.atomic import write_atomically
 from aaf_search.config import PretrainConfig, TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.trials.data import DataSplits, load_data
@@ -74,9 +75,7 @@ def pretrained_state(config: TrialConfig, pretrain: PretrainConfig, data: DataSp
     settings = FitSettings(pretrain.optim, pretrain.epochs, config.batch_size, pretrain.seed, config.precision)
     _, state = fit(model, data, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{time.time_ns()}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: torch.save(state, tmp))
     return state
 
 
@@ -142,7 +141,7 @@ METRIC_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch
 def save_run(out_dir: Path, config: TrialConfig, model: nn.Module, result: TrialResult) -> None:
     """Write the weights, the resolved config and one metrics row per epoch into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_dir / "model.pt")
+    write_atomically(out_dir / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
     save_yaml(
         out_dir / "config.yaml",
         config,
@@ -150,11 +149,15 @@ def save_run(out_dir: Path, config: TrialConfig, model: nn.Module, result: Trial
         test_accuracy=result.test_accuracy,
         best_epoch=result.best_epoch,
     )
-    with (out_dir / "metrics.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*METRIC_FIELDS, "activation_params"])
-        for report in result.history:
-            writer.writerow([*(_field(report, f) for f in METRIC_FIELDS), _compact(report)])
+
+    def write_metrics(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([*METRIC_FIELDS, "activation_params"])
+            for report in result.history:
+                writer.writerow([*(_field(report, f) for f in METRIC_FIELDS), _compact(report)])
+
+    write_atomically(out_dir / "metrics.csv", write_metrics)
 
 
 def _field(report: EpochReport, name: str) -> object:

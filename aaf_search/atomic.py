@@ -1,0 +1,22 @@
+"""Write a file so that it is either complete or absent: into a temporary file beside it, then renamed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``.
+
+    A crash or a full disk leaves ``path`` as it was (absent, or its previous content) and removes the
+    temporary file; the rename is atomic on POSIX file systems, so a reader never sees half a file.
+    """
+    tmp = path.with_name(f"{path.name}.{time.time_ns()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
