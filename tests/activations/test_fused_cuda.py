@@ -34,7 +34,7 @@ def _mode(name: str) -> str:
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-@pytest.mark.parametrize("dtype", list(DTYPE_TOLERANCE), ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)  # bf16: autocast's dtype
 def test_compiled_kernels_on_cuda_equal_eager(name: str, dtype: torch.dtype) -> None:
     # Parameters in fp32 with a low-precision input: what a module sees under autocast.
     module = build_case(name, _mode(name), torch.float32).to(CUDA)  # type: ignore[arg-type]
