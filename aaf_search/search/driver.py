@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 import optuna
+import torch
 from optuna.storages import BaseStorage
 
 from aaf_search.errors import UserError
@@ -52,11 +53,10 @@ class SearchOutcome:
 
 
 def check_precision(precision: str, settings: SearchSettings) -> None:
-    """fp16 trains on CUDA only: refuse it up front where no trial could get a GPU."""
-    import torch
-
+    """fp16 trains on CUDA only: refuse it before the study opens where no trial could get a GPU (with a
+    Ray cluster's address the GPUs may be on other machines: the trials find out)."""
     if precision == "fp16" and settings.resources.address is None and not torch.cuda.is_available():
-        raise UserError("--precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")
+        raise UserError("precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")
 
 
 def run_search(

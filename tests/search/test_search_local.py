@@ -82,7 +82,7 @@ def test_precision_from_the_command_line_reaches_every_trial_and_the_study(monke
     assert study.user_attrs["settings"]["precision"] == "bf16"
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(UserError, match="--precision fp16 needs a CUDA GPU and this machine has none"):
+    with pytest.raises(UserError, match="precision fp16 needs a CUDA GPU and this machine has none"):
         run_search(settings(trials=4, precision="fp16"), runner=runner)
     assert len(runner.configs) == 2  # refused before any trial
 
