@@ -15,6 +15,7 @@ from fused_cases import DTYPE_TOLERANCE, assert_close_scaled, build_case, case_i
 from aaf_search import activations
 from aaf_search.activations import fused
 from aaf_search.activations.lslu import LSLU
+from aaf_search.activations.registry import ParamShape
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -23,13 +24,13 @@ CUDA = torch.device("cuda")
 
 
 @pytest.fixture(autouse=True)
-def _restore_switch() -> Any:
+def _fresh_kernels_and_switch() -> Any:
     fused.clear_cache()
     yield
     fused.set_implementation(None)
 
 
-def _mode(name: str) -> str:
+def _mode(name: str) -> ParamShape:
     return "channel" if "channel" in activations.get(name).shapes else "layer"
 
 
@@ -37,7 +38,7 @@ def _mode(name: str) -> str:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)  # bf16: autocast's dtype
 def test_compiled_kernels_on_cuda_equal_eager(name: str, dtype: torch.dtype) -> None:
     # Parameters in fp32 with a low-precision input: what a module sees under autocast.
-    module = build_case(name, _mode(name), torch.float32).to(CUDA)  # type: ignore[arg-type]
+    module = build_case(name, _mode(name), torch.float32).to(CUDA)
     x = case_input(name, dtype, seed=1).to(CUDA)
     eager_out, eager_grads = value_and_grads(module, x, "eager")
     fused_out, fused_grads = value_and_grads(module, x, "fused", compile=True)
@@ -54,7 +55,7 @@ def test_compiled_kernels_on_cuda_equal_eager(name: str, dtype: torch.dtype) -> 
 
 @pytest.mark.parametrize("name", ["coslu", "lincomb", "fneuron"])
 def test_eager_on_cuda_equals_eager_on_cpu(name: str) -> None:
-    module = build_case(name, _mode(name), torch.float32)  # type: ignore[arg-type]
+    module = build_case(name, _mode(name), torch.float32)
     x = case_input(name, torch.float32)
     cpu_out, cpu_grads = value_and_grads(module, x, "eager")
     cuda_out, cuda_grads = value_and_grads(module.to(CUDA), x.to(CUDA), "eager")
