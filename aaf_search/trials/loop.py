@@ -76,7 +76,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, precision: str = "fp32") ->
         loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
         correct += (logits.argmax(dim=1) == yb).sum()
     n = max(1, len(x))
-    return float(loss_sum) / n, float(correct) / n
+    loss, right = torch.stack([loss_sum.double(), correct.double()]).tolist()  # one device-to-host copy
+    return loss / n, right / n
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:

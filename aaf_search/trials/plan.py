@@ -170,25 +170,33 @@ def summarize_activation_params(model: nn.Module) -> ParamSummary:
     A parameter of an activation placed with shape ``network`` or ``layer`` (by :func:`apply_plan`) that
     holds 2 to :data:`MAX_SUMMARY_VALUES` values is a vector of one set (LinComb's w, LSLU's θ/ω, F-neuron's
     weights): its values are kept too, under ``values``.
+
+    The numbers of every parameter travel to the host in one copy: on a GPU, a ``float()`` per statistic
+    would wait for the device once per number, a dozen times an epoch on a small MLP.
     """
-    summary: ParamSummary = {}
+    entries: list[tuple[str, str, int]] = []  # (slot, parameter, values kept beside mean/min/max)
+    pieces: list[Tensor] = []
     for name, slot in iter_slots(model):
         learned = getattr(slot.act, "learned_parameters", None)
         if learned is None:
             continue
-        values = learned()
         one_set = getattr(slot.act, SHARING_ATTR, None) in ("network", "layer")
-        if values:
-            summary[name] = {key: _stats(tensor, keep_values=one_set) for key, tensor in values.items()}
+        for key, tensor in learned().items():
+            flat = tensor.detach().float().flatten()
+            kept = flat.numel() if one_set and 1 < flat.numel() <= MAX_SUMMARY_VALUES else 0
+            low, high = torch.aminmax(flat)
+            pieces += [torch.stack([flat.mean(), low, high])] + ([flat] if kept else [])
+            entries.append((name, key, kept))
+    if not pieces:
+        return {}
+    numbers = iter(torch.cat(pieces).tolist())
+    summary: ParamSummary = {}
+    for name, key, kept in entries:
+        stats = ParamStats(mean=next(numbers), min=next(numbers), max=next(numbers))
+        if kept:
+            stats["values"] = [next(numbers) for _ in range(kept)]
+        summary.setdefault(name, {})[key] = stats
     return summary
-
-
-def _stats(tensor: Tensor, *, keep_values: bool = False) -> ParamStats:
-    flat = tensor.detach().float().flatten()
-    stats = ParamStats(mean=float(flat.mean()), min=float(flat.min()), max=float(flat.max()))
-    if keep_values and 1 < flat.numel() <= MAX_SUMMARY_VALUES:
-        stats["values"] = [float(v) for v in flat.tolist()]
-    return stats
 
 
 def uniform_plan(family: str, *, selectors: Iterable[str] = ("all",), **spec: object) -> tuple[PlanEntry, ...]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from aaf_search.config import ActivationSpec, PlanEntry
+from aaf_search.trials.loop import evaluate
 from aaf_search.trials.plan import (
     PlanError,
     activation_parameters,
@@ -131,3 +135,26 @@ def test_summary_reports_mean_min_max_per_slot_and_parameter() -> None:
     summary = summarize_activation_params(model)
     assert list(summary) == ["stem.act"]
     assert summary["stem.act"]["a"] == pytest.approx({"mean": 0.3, "min": 0.1, "max": 0.6})
+
+
+class ScalarReads(TorchDispatchMode):
+    """Counts tensors read one scalar at a time (``float(t)``, ``t.item()``): each waits for a GPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.count += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+def test_summary_and_evaluation_read_their_numbers_in_one_copy() -> None:
+    model = TinyNet()
+    apply_plan(model, uniform_plan("leaf", shape="channel") + uniform_plan("lincomb", selectors=["fc.act1"]), example())
+    with ScalarReads() as reads:
+        summary = summarize_activation_params(model)
+        loss, accuracy = evaluate(model, example(), torch.tensor([0, 1]))
+    assert reads.count == 0
+    assert len(summary["fc.act1"]["w"]["values"]) == 4 and set(summary["stem.act"]) == {"p1", "p2", "p3", "p4"}
+    assert loss > 0 and accuracy in (0.0, 0.5, 1.0)
