@@ -19,7 +19,7 @@ import sqlalchemy
 from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend
 
-from aaf_search.errors import UserError
+from aaf_search.errors import UserError, exception_chain
 
 DEFAULT_STORAGE = "sqlite:///aaf-runs/aaf.db"
 JOURNAL_PREFIX = "journal:"
@@ -149,14 +149,11 @@ def explain_locked(exc: BaseException) -> str | None:
     Optuna re-raises SQLAlchemy's ``OperationalError`` as its own ``StorageInternalError``, so the
     cause chain is walked rather than the exception type matched.
     """
-    seen: BaseException | None = exc
-    while seen is not None:
-        if SQLITE_LOCKED in str(seen):
-            return (
-                "the SQLite storage stayed locked by another process (database is locked); SQLite does not take "
-                "several writers: use --storage journal:PATH or a postgresql:// (or mysql://) URL"
-            )
-        seen = seen.__cause__ or seen.__context__
+    if any(SQLITE_LOCKED in str(seen) for seen in exception_chain(exc)):
+        return (
+            "the SQLite storage stayed locked by another process (database is locked); SQLite does not take "
+            "several writers: use --storage journal:PATH or a postgresql:// (or mysql://) URL"
+        )
     return None
 
 
