@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TextIO
 
 import optuna
-import torch
 from optuna.storages import BaseStorage
 
 from aaf_search.errors import UserError
@@ -20,7 +19,7 @@ from aaf_search.search.backends import make_backend
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
 from aaf_search.search.objectives import resolve_objectives
-from aaf_search.search.preflight import check_space
+from aaf_search.search.preflight import check_precision, check_space
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner, make_pruner
 from aaf_search.search.recording import TrialRecorder
@@ -52,13 +51,6 @@ class SearchOutcome:
     best_path: Path | None  # the exported best config; None when no trial completed
 
 
-def check_precision(precision: str, settings: SearchSettings) -> None:
-    """fp16 trains on CUDA only: refuse it before the study opens where no trial could get a GPU (with a
-    Ray cluster's address the GPUs may be on other machines: the trials find out)."""
-    if precision == "fp16" and settings.resources.address is None and not torch.cuda.is_available():
-        raise UserError("precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")
-
-
 def run_search(
     settings: SearchSettings, *, runner: TrialRunner | None = None, stream: TextIO | None = None
 ) -> SearchOutcome:
@@ -77,7 +69,7 @@ def run_search(
         epochs=settings.epochs,
         precision=settings.precision,
     )
-    check_precision(defaults.precision, settings)
+    check_precision(defaults.precision, settings.resources.address)
     objectives = resolve_objectives(settings.objectives, defaults)
     names = [o.name for o in objectives]
     backend = make_backend(settings.backend)

@@ -10,6 +10,7 @@ files on disk, without building a model or reading a file.
 from __future__ import annotations
 
 import optuna
+import torch
 
 from aaf_search import activations
 from aaf_search.activations.registry import preset_values
@@ -49,3 +50,10 @@ def check_trial(config: TrialConfig) -> None:
             valid = ", ".join(family.option_names) or "none"
             options = ", ".join(unknown)
             raise UserError(f"{where}: activation '{family.family}' has no option {options}; its options: {valid}")
+
+
+def check_precision(precision: str, ray_address: str | None) -> None:
+    """fp16 trains on CUDA only: refuse it where no trial could get a GPU (with a Ray cluster's address
+    the GPUs may be on other machines: the trials find out)."""
+    if precision == "fp16" and ray_address is None and not torch.cuda.is_available():
+        raise UserError("precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")
