@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aaf_search.activations import fused
+from aaf_search.activations.depthwise import depthwise_conv2d
 from aaf_search.activations.registry import Activation, ActivationError, ParamShape, Reduction, register
 
 BN_EPS = 1e-6  # the original's BatchNorm2d(dim, eps=1e-6)
@@ -158,7 +159,7 @@ class LSLU(Activation):
         # on CPU (and took seconds per step for some shapes). A no-op when the network already runs
         # channels-last (as trials do); the output stays channels-last either way.
         h = h.contiguous(memory_format=torch.channels_last)
-        h = F.conv2d(h, self.weight, None, padding=self.n, groups=self.channels)
+        h = depthwise_conv2d(h, self.weight)
         return self.bn(h).to(x.dtype)
 
     def _check_input(self, x: Tensor) -> None:
