@@ -69,7 +69,7 @@ def run_search(
         epochs=settings.epochs,
         precision=settings.precision,
     )
-    check_precision(defaults.precision, settings.resources.address)
+    check_precision(defaults.precision, settings.backend, settings.resources)
     objectives = resolve_objectives(settings.objectives, defaults)
     names = [o.name for o in objectives]
     backend = make_backend(settings.backend)

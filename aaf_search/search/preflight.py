@@ -16,6 +16,7 @@ from aaf_search import activations
 from aaf_search.activations.registry import preset_values
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
+from aaf_search.search.settings import Resources
 from aaf_search.spaces import SearchSpace, SpaceDefaults
 from aaf_search.trials.data import check_data_files
 from aaf_search.trials.models import model_info
@@ -52,8 +53,18 @@ def check_trial(config: TrialConfig) -> None:
             raise UserError(f"{where}: activation '{family.family}' has no option {options}; its options: {valid}")
 
 
-def check_precision(precision: str, ray_address: str | None) -> None:
-    """fp16 trains on CUDA only: refuse it where no trial could get a GPU (with a Ray cluster's address
-    the GPUs may be on other machines: the trials find out)."""
-    if precision == "fp16" and ray_address is None and not torch.cuda.is_available():
+def check_precision(precision: str, backend: str, resources: Resources) -> None:
+    """fp16 trains on CUDA only: refuse it where no trial could get a GPU.
+
+    With a Ray cluster's address the GPUs may be on other machines (the trials find out); a Ray trial
+    given no GPU share (``--gpus-per-trial 0``) sees none even on a machine that has them.
+    """
+    if precision != "fp16":
+        return
+    if backend == "ray" and resources.gpus_per_trial == 0:
+        raise UserError(
+            "precision fp16 needs a GPU in every trial and --gpus-per-trial 0 gives Ray trials none; "
+            "give each trial a GPU share (e.g. --gpus-per-trial 0.5) or choose bf16 or fp32"
+        )
+    if resources.address is None and not torch.cuda.is_available():
         raise UserError("precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")

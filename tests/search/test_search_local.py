@@ -17,6 +17,7 @@ from aaf_search.config import TrialConfig, load_yaml
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search, trial_seed
 from aaf_search.search.liveness import ATTR_OWNER, owner_record
+from aaf_search.search.settings import Resources
 from aaf_search.search.study import INTERRUPTED_REASON, sessions
 from aaf_search.spaces import CATALOG
 from aaf_search.trials.report import TrialResult
@@ -85,6 +86,14 @@ def test_precision_from_the_command_line_reaches_every_trial_and_the_study(monke
     with pytest.raises(UserError, match="precision fp16 needs a CUDA GPU and this machine has none"):
         run_search(settings(trials=4, precision="fp16"), runner=runner)
     assert len(runner.configs) == 2  # refused before any trial
+
+
+def test_fp16_refused_for_ray_trials_given_no_gpu_even_on_a_gpu_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    no_gpu = settings(precision="fp16", backend="ray", resources=Resources(gpus_per_trial=0))
+    with pytest.raises(UserError, match="--gpus-per-trial 0 gives Ray trials none"):
+        run_search(no_gpu, runner=FakeRunner())
+    assert not Path(STORAGE.removeprefix("sqlite:///")).exists()  # refused before the study was created
 
 
 def test_resume_runs_only_the_missing_trials() -> None:
