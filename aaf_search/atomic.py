@@ -20,3 +20,8 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` with :func:`write_atomically`."""
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
-from aaf_search.atomic import write_atomically
+from aaf_search.atomic import write_text_atomically
 from aaf_search.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -280,7 +280,7 @@ def save_yaml(path: str | Path, config: TrialConfig, **metadata: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {"schema_version": SCHEMA_VERSION, "trial": config.to_dict(), **metadata}
     text = dump_yaml(document)
-    write_atomically(path, lambda tmp: tmp.write_text(text))
+    write_text_atomically(path, text)
     return path
 
 

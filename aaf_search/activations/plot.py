@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from aaf_search.activations.lslu import LSLU
 from aaf_search.activations.registry import Activation, create, get, names
+from aaf_search.atomic import write_atomically
 
 X_RANGE = (-4.0, 4.0)
 POINTS = 401
@@ -66,7 +67,7 @@ def _draw(ax: Axes, x: np.ndarray, family_curves: list[Curve], title: str, *, le
 
 def _save(fig: Figure, path: Path) -> Path:
     # Light PNG compression: the files stay small and encoding is several times faster than the default.
-    fig.savefig(path, pil_kwargs={"compress_level": 1})
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1}))
     return path
 
 

@@ -51,6 +51,7 @@ from aaf_search.activations.registry import (
     get,
     preset_values,
 )
+from aaf_search.atomic import write_atomically
 
 DPI = 100
 X_RANGE = (-4.0, 4.0)  # where activation shapes are drawn, as in the activation plots
@@ -76,10 +77,10 @@ def _save(fig: Figure, path: Path | str, svg: bool) -> list[Path]:
     png = Path(path).with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
     # Light PNG compression: several times faster to encode than the default, files stay small.
-    fig.savefig(png, pil_kwargs={"compress_level": 1})
+    write_atomically(png, lambda tmp: fig.savefig(tmp, format="png", pil_kwargs={"compress_level": 1}))
     written = [png]
     if svg:
-        fig.savefig(png.with_suffix(".svg"))
+        write_atomically(png.with_suffix(".svg"), lambda tmp: fig.savefig(tmp, format="svg"))
         written.append(png.with_suffix(".svg"))
     return written
 

@@ -30,6 +30,7 @@ from aaf_search.analysis.frame import (
 from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX, display_table
 from aaf_search.analysis.shapes import shape_rows
 from aaf_search.analysis.tables import write_table
+from aaf_search.atomic import write_text_atomically
 from aaf_search.search.export import ranked
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
 
@@ -215,7 +216,7 @@ def write_index(
     if report.notes:
         lines += ["## Notes", "", *(f"- {note}" for note in report.notes), ""]
     index = report.out / "index.md"
-    index.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomically(index, "\n".join(lines) + "\n")
     return index
 
 

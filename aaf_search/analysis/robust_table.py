@@ -22,6 +22,7 @@ from aaf_search.analysis import stats
 from aaf_search.analysis.frame import direction_of, family_of, first_value
 from aaf_search.analysis.robust import BASELINE_LABEL, Candidate, RobustOutcome, RobustRun, completed_runs
 from aaf_search.analysis.tables import format_mean_std, to_latex, to_markdown, write_table
+from aaf_search.atomic import write_text_atomically
 
 ROBUST_COLUMNS = (
     "label",
@@ -254,10 +255,10 @@ def write_files(result: RobustResult, out: Path, study: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = write_table(result.table, out / "robust", formats=("csv",))
     md = out / "robust.md"
-    md.write_text(markdown(result, study), encoding="utf-8")
+    write_text_atomically(md, markdown(result, study))
     tex = out / "robust.tex"
     caption = f"Seed robustness of {study}: {result.metric} over seeds {', '.join(map(str, result.seeds))}"
-    tex.write_text(to_latex(display_table(result.table, result.metric), caption=caption), encoding="utf-8")
+    write_text_atomically(tex, to_latex(display_table(result.table, result.metric), caption=caption))
     return [*written, md, tex]
 
 

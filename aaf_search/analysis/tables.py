@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from aaf_search.atomic import write_atomically, write_text_atomically
+
 FORMATS = ("csv", "md", "tex")
 FLOAT_FORMAT = "{:.4g}"  # 4 significant digits: accuracies read 0.9123, p-values 1.2e-05
 NA = ""  # how a missing value is written in Markdown and LaTeX
@@ -142,10 +144,10 @@ def write_table(
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
         if fmt == "csv":
-            table.to_csv(path, index=False)
+            write_atomically(path, lambda tmp: table.to_csv(tmp, index=False))
         elif fmt == "md":
-            path.write_text(to_markdown(table, float_format=float_format), encoding="utf-8")
+            write_text_atomically(path, to_markdown(table, float_format=float_format))
         else:
-            path.write_text(to_latex(table, float_format=float_format, caption=caption), encoding="utf-8")
+            write_text_atomically(path, to_latex(table, float_format=float_format, caption=caption))
         written.append(path)
     return written

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from small_study import fake_search, real_study
 from test_analysis_figures import _assert_png
 
@@ -65,6 +68,28 @@ def test_a_one_trial_study_skips_what_needs_more_and_says_so(capsys: pytest.Capt
     _assert_png([Path("report/shapes.png")])
     _assert_png([Path("report/trajectories.png")])
     assert "2 tables, 5 figures" in capsys.readouterr().out
+
+
+def test_report_on_a_full_disk_keeps_the_previous_files_whole(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_search("journal:runs/study.log", trials=3)
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    before = {path: path.read_bytes() for path in Path("report").rglob("*") if path.is_file()}
+    assert Path("report/index.md") in before and any(path.suffix == ".png" for path in before)
+    capsys.readouterr()
+
+    def save_part_then_fail(self: Figure, fname: Any, *args: Any, **kwargs: Any) -> None:
+        Path(fname).write_bytes(b"\x89PNG the first bytes")
+        raise OSError(errno.ENOSPC, "No space left on device", str(fname))
+
+    monkeypatch.setattr(Figure, "savefig", save_part_then_fail)
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aaf-search: error: no space left on the device writing 'report/")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    after = {path: path.read_bytes() for path in Path("report").rglob("*") if path.is_file()}
+    assert after == before  # every file as the first report wrote it, and no temporary file left
 
 
 def test_unknown_study_lists_the_studies(capsys: pytest.CaptureFixture[str]) -> None:
