@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from aaf_search import activations
 from aaf_search.activations import fused
-from aaf_search.activations.depthwise import depthwise_conv2d
+from aaf_search.activations.lslu import LSLU
 from aaf_search.trials.malloc import tune_malloc
 
 BATCH = 128  # images per step
@@ -112,20 +112,11 @@ LSLU_SHELL = "silu+dwconv"
 """SiLU followed by LSLU's own depthwise conv and BatchNorm: what LSLU costs with its series replaced by SiLU."""
 
 
-class LsluShell(nn.Module):
-    """SiLU, then the (2n+1)x(2n+1) depthwise conv and BatchNorm that an LSLU module of series length n holds.
+class LsluShell(LSLU):
+    """LSLU with its element-wise series replaced by SiLU: its depthwise conv and BatchNorm, run as LSLU runs them."""
 
-    The conv is LSLU's own (``depthwise_conv2d``, channels-last), so the two differ only in the series.
-    """
-
-    def __init__(self, channels: int, n: int = 3) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(channels, 1, 2 * n + 1, 2 * n + 1) * 0.02)
-        self.bn = nn.BatchNorm2d(channels, eps=1e-6)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.silu(x).contiguous(memory_format=torch.channels_last)
-        return self.bn(depthwise_conv2d(h, self.weight))
+    def elementwise(self, x: Tensor) -> Tensor:
+        return F.silu(x)
 
 
 def make_config(family: str, impl: str, setting: Setting) -> Config:
@@ -133,7 +124,7 @@ def make_config(family: str, impl: str, setting: Setting) -> Config:
 
     def make_act(channels: int) -> nn.Module:
         if family == LSLU_SHELL:
-            return LsluShell(channels)
+            return LsluShell(param_shape=(1,), channels=channels)
         return activations.create(family, shape="layer", channels=channels)
 
     net = Net(make_act).to(setting.device, memory_format=setting.memory_format)

@@ -46,6 +46,10 @@ def depthwise_conv2d(x: Tensor, weight: Tensor) -> Tensor:
     """The depthwise convolution of ``x`` (N, C, H, W) with ``weight`` (C, 1, k, k), k odd, "same" padding."""
     if uses_split_gradient(x, weight):
         return cast(Tensor, _DepthwiseConv2d.apply(x, weight))
+    return _convolution(x, weight)
+
+
+def _convolution(x: Tensor, weight: Tensor) -> Tensor:
     return F.conv2d(x, weight, None, padding=weight.shape[-1] // 2, groups=weight.shape[0])
 
 
@@ -72,7 +76,7 @@ class _DepthwiseConv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, weight: Tensor) -> Tensor:
         ctx.save_for_backward(x, weight)
-        return F.conv2d(x, weight, None, padding=weight.shape[-1] // 2, groups=weight.shape[0])
+        return _convolution(x, weight)
 
     @staticmethod
     @once_differentiable
