@@ -20,6 +20,9 @@ operations, e.g. a ReLU output that the next conv also saves, counts once).
 Allocation: as in trials, glibc keeps freed memory in the heap (``aaf_search.trials.malloc``), so a step
 does not fault its tensors' pages in again; ``--malloc default`` measures with glibc's defaults.
 
+Evaluation: the same network's forward in eval mode under ``torch.no_grad`` (a validation batch), timed
+in the same rounds; "auto" runs the fused forward there too, from the same input sizes as in training.
+
 Targets: fused time <= 1.15x the SiLU network's and saved memory <= SiLU's. The fused path
 saves the activation parameters (a few bytes) besides the input, so "<= SiLU" is checked to 0.1 %.
 The first-step column is the first step of a configuration in this process: for "fused" it includes
@@ -85,6 +88,7 @@ class Config:
     net: Net
     optimizer: torch.optim.Optimizer
     times: list[float] = field(default_factory=list)  # seconds per step, one entry per round
+    eval_times: list[float] = field(default_factory=list)  # seconds per no-grad forward, one entry per round
     first_step: float = 0.0  # seconds of the very first step (compilation included)
     saved_bytes: int = 0
 
@@ -148,6 +152,17 @@ def step(config: Config, x: Tensor, y: Tensor, setting: Setting) -> None:
     config.optimizer.zero_grad(set_to_none=True)
 
 
+def evaluate(config: Config, x: Tensor, setting: Setting) -> None:
+    """One validation batch: eval mode, no gradients."""
+    config.net.eval()
+    with (
+        torch.no_grad(),
+        torch.autocast(setting.device.type, dtype=setting.autocast, enabled=setting.autocast is not None),
+    ):
+        config.net(x)
+    config.net.train()
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -189,6 +204,7 @@ def run(setting: Setting, families: Sequence[str], repeats: int, steps: int) -> 
             config.first_step = time.perf_counter() - start
             step(config, x, y, setting)
             config.saved_bytes = saved_bytes(config, x, setting)
+            evaluate(config, x, setting)
         print(f"  warmed up {config.label:<22} first step {config.first_step:6.2f} s", file=sys.stderr)
     for round_ in range(repeats):
         for config in configs:
@@ -199,19 +215,26 @@ def run(setting: Setting, families: Sequence[str], repeats: int, steps: int) -> 
                     step(config, x, y, setting)
                 sync(setting.device)
                 config.times.append((time.perf_counter() - start) / steps)
+                start = time.perf_counter()
+                for _ in range(steps):
+                    evaluate(config, x, setting)
+                sync(setting.device)
+                config.eval_times.append((time.perf_counter() - start) / steps)
         print(f"  round {round_ + 1}/{repeats} done", file=sys.stderr)
     return configs
 
 
 def report(setting: Setting, configs: list[Config]) -> None:
     median = {c.label: statistics.median(c.times) for c in configs}
+    eval_median = {c.label: statistics.median(c.eval_times) for c in configs}
     relu_t, silu_t = median["relu/eager"], median["silu/eager"]
+    silu_eval = eval_median["silu/eager"]
     relu_m = next(c.saved_bytes for c in configs if c.label == "relu/eager")
     silu_m = next(c.saved_bytes for c in configs if c.label == "silu/eager")
     print(f"\n{setting.name}: step time and saved-for-backward memory, medians over {len(configs[0].times)} rounds")
     header = (
         f"{'family':<15}{'impl':<7}{'ms/step':>9}{'xReLU':>8}{'xSiLU':>8}"
-        f"{'saved MB':>10}{'xReLU':>8}{'xSiLU':>8}{'1st step s':>12}  target"
+        f"{'saved MB':>10}{'xReLU':>8}{'xSiLU':>8}{'eval ms':>9}{'xSiLU':>7}{'1st step s':>12}  target"
     )
     print(header)
     print("-" * len(header))
@@ -227,7 +250,8 @@ def report(setting: Setting, configs: list[Config]) -> None:
             meets = f"no ({', '.join(misses)})" if misses else "yes"
         print(
             f"{c.family:<15}{c.impl:<7}{1e3 * t:9.1f}{t / relu_t:8.2f}{t / silu_t:8.2f}"
-            f"{m / 2**20:10.1f}{m / relu_m:8.2f}{m / silu_m:8.2f}{c.first_step:12.2f}  {meets}"
+            f"{m / 2**20:10.1f}{m / relu_m:8.2f}{m / silu_m:8.2f}"
+            f"{1e3 * eval_median[c.label]:9.1f}{eval_median[c.label] / silu_eval:7.2f}{c.first_step:12.2f}  {meets}"
         )
     shell = next((c for c in configs if c.family == LSLU_SHELL), None)
     if shell is not None:

@@ -1,17 +1,19 @@
-"""From how many input elements the fused path of each family beats its eager reference (forward + backward).
+"""From how many input elements the fused path of each family beats its eager reference (training or inference).
 
 A fused call costs a fixed amount more than an eager one (the compiled function's guards and wrappers: a
 few hundred microseconds on the CPU, tens on a GPU) and less per element; on small activations (a digits
 MLP's 64 x 200) eager is the faster. For every family with a fused kernel, this times one forward and
 backward of the module on inputs of 2^12 to 2^20 elements (to 2^24 on CUDA), both ways, interleaved, and
-prints the smallest size from which fused stays faster: the thresholds ``fused.AUTO_FUSED`` holds for
-"auto" on that device type.
+prints the smallest size from which fused stays faster: the thresholds ``fused.AUTO_FUSED`` (training)
+and ``fused.AUTO_FUSED_INFERENCE`` (``--inference``) hold for "auto" on that device type.
 
     python benchmarks/fused_crossover.py [--families coslu apa ...] [--repeats 5]
     python benchmarks/fused_crossover.py --device cuda      # bf16 inputs, as under bf16 autocast
+    python benchmarks/fused_crossover.py --inference        # one forward without gradients, as in validation
 
 On CUDA the inputs are bf16 by default (under autocast the activation receives the conv's bf16 output)
-and the parameters stay fp32, as in a trial.
+and the parameters stay fp32, as in a trial. ``--inference`` times a forward under ``torch.no_grad`` (a
+validation pass) instead.
 """
 
 from __future__ import annotations
@@ -39,16 +41,20 @@ def sync(device: torch.device) -> None:
 
 
 def step_microseconds(
-    family: str, impl: str, elements: int, repeats: int, device: torch.device, dtype: torch.dtype
+    family: str, impl: str, elements: int, repeats: int, device: torch.device, dtype: torch.dtype, inference: bool
 ) -> float:
-    """Fastest of ``repeats`` timings of one forward + backward of ``family`` on ``elements`` inputs."""
+    """Fastest of ``repeats`` timings of one forward + backward (or no-grad forward) of ``family``."""
     fused.set_implementation(impl)  # type: ignore[arg-type]
     module = activations.create(family).to(device)  # parameters stay fp32, as under autocast
     x = torch.randn(elements // ROW, ROW, device=device, dtype=dtype, requires_grad=True)
     grad = torch.ones(elements // ROW, ROW, device=device, dtype=dtype)
 
     def step() -> None:
-        module(x).backward(grad)
+        if inference:
+            with torch.no_grad():
+                module(x)
+        else:
+            module(x).backward(grad)
 
     for _ in range(3):
         step()  # compiles on the first fused call of a family
@@ -87,6 +93,7 @@ def main() -> None:
     parser.add_argument(
         "--dtype", choices=tuple(DTYPES), default=None, help="input dtype (default: float32 on cpu, bfloat16 on cuda)"
     )
+    parser.add_argument("--inference", action="store_true", help="time a forward without gradients instead")
     args = parser.parse_args()
     unknown = sorted(set(args.families) - set(fused.families()))
     if unknown:
@@ -105,13 +112,14 @@ def main() -> None:
     for family in args.families:
         times = {}
         for size in sizes:
-            eager = step_microseconds(family, "eager", size, args.repeats, device, dtype)
-            fused_time = step_microseconds(family, "fused", size, args.repeats, device, dtype)
+            eager = step_microseconds(family, "eager", size, args.repeats, device, dtype, args.inference)
+            fused_time = step_microseconds(family, "fused", size, args.repeats, device, dtype, args.inference)
             times[size] = (eager, fused_time)
         ratios = "".join(f"{times[size][1] / times[size][0]:>7.2f}" for size in sizes)
         start = crossover(times)
         print(f"{family:<16}{ratios}   {'never' if start is None else power(start)}", flush=True)
-    print("(fused time / eager time per forward + backward; < 1: fused is faster)")
+    what = "no-grad forward" if args.inference else "forward + backward"
+    print(f"(fused time / eager time per {what}; < 1: fused is faster)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ The switch (:func:`set_implementation`, or the environment variable ``AAF_ACTIVA
 - ``"eager"``: the reference modules, plain autograd;
 - ``"fused"``: the fused Function for every family that has one;
 - ``"auto"`` (default): fused where ``benchmarks/fused_crossover.py`` showed it faster than eager on
-  that device type and input size (:data:`AUTO_FUSED`), eager elsewhere.
+  that device type and input size (:data:`AUTO_FUSED`), eager elsewhere; without gradients (validation)
+  likewise from :data:`AUTO_FUSED_INFERENCE`, for modules that trained on the fused path.
 
 ``AAF_ACTIVATION_COMPILE=0`` (or ``set_implementation(..., compile=False)``) keeps the fused Function but
 runs its formulas eagerly. Inside an outer ``torch.compile`` (the whole model compiled) the reference
@@ -95,6 +96,30 @@ AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
     },
 }
 
+AUTO_FUSED_INFERENCE: dict[tuple[str, bool], dict[str, int]] = {
+    # The same for a forward without gradients (validation passes), from
+    # ``benchmarks/fused_crossover.py --inference`` (2-core CPU, fp32; the larger size of two runs). Eager
+    # inference runs each operation as its own pass over memory, so fused was up to 9x faster on 2^20
+    # elements (F-neuron, DELU; LinComb 5x); ReLUN's and ShiLU's eager forms are one or two cheap kernels and
+    # stay faster up to 2^19 elements. Only modules whose training took the fused path use it (see
+    # uses_fused). CUDA: not measured for inference, eager.
+    ("cpu", True): {
+        "aglu": 1 << 18,
+        "ahaf": 1 << 17,
+        "apa": 1 << 18,
+        "coslu": 1 << 15,
+        "delu": 1 << 12,
+        "fneuron": 1 << 12,
+        "leaf": 1 << 14,
+        "lincomb": 1 << 13,
+        "normlincomb": 1 << 12,
+        "relun": 1 << 20,
+        "scaledsoftsign": 1 << 18,
+        "shilu": 1 << 20,
+        "sinlu": 1 << 18,
+    },
+}
+
 _implementation: Implementation | None = None  # None: read the environment
 _compile: bool | None = None  # None: read the environment
 
@@ -139,8 +164,16 @@ def families() -> list[str]:
     return sorted(KERNELS)
 
 
-def uses_fused(family: str, x: Tensor) -> bool:
-    """Whether a module of ``family`` should take the fused path for input ``x`` (checked per call)."""
+def uses_fused(family: str, x: Tensor, *, trained_fused: bool = False) -> bool:
+    """Whether a module of ``family`` should take the fused path for input ``x`` (checked per call).
+
+    "auto" decides by input size, from :data:`AUTO_FUSED` when gradients are on and from
+    :data:`AUTO_FUSED_INFERENCE` when they are off (a validation pass). Inference takes the fused path
+    only for a module whose training forward has taken it (``trained_fused``): its kernel is compiled
+    by then, so a validation pass never waits for a compilation of its own (seconds, for a pass that may
+    take milliseconds), and the choice depends on the module's own trial, not on what the process ran
+    before, so a replay evaluates with the same formulas.
+    """
     if family not in KERNELS:
         return False
     impl = implementation()
@@ -148,12 +181,12 @@ def uses_fused(family: str, x: Tensor) -> bool:
         return False
     if impl == "fused":
         return True
-    if not torch.is_grad_enabled():
-        # Inference (validation passes, plots) saves nothing for backward, so the fused path's memory
-        # gain is nil, and compiling a separate inference graph would cost seconds for a few calls.
+    training = torch.is_grad_enabled()
+    if not training and not trained_fused:
         return False
     compiled = compile_enabled() and x.device.type in COMPILED_DEVICES
-    fused_from = AUTO_FUSED.get((x.device.type, compiled), {}).get(family)
+    table = AUTO_FUSED if training else AUTO_FUSED_INFERENCE
+    fused_from = table.get((x.device.type, compiled), {}).get(family)
     return fused_from is not None and x.numel() >= fused_from
 
 
@@ -212,7 +245,9 @@ class Kernel:
         self.calls["forward"] += 1
         if self.compiled_forward is not None:
             try:
-                return self.compiled_forward(x, *params)
+                # Detached: the compiled graph's guards check requires_grad, so without this an inference
+                # call (inputs that need no gradient) would compile a second graph of the same formula.
+                return self.compiled_forward(x.detach(), *(p.detach() for p in params))
             except Exception as exc:  # compilation problems surface as many exception types
                 self._give_up(exc)
         return self.eager_forward(x, *params)

@@ -262,6 +262,8 @@ def test_switch_reads_the_environment_and_validates(monkeypatch: pytest.MonkeyPa
 
 def test_auto_has_a_measured_threshold_for_every_fused_family_but_lslu() -> None:
     assert set(fused.AUTO_FUSED[("cpu", True)]) == set(fused.families()) - {"lslu"}
+    assert set(fused.AUTO_FUSED_INFERENCE[("cpu", True)]) == set(fused.families()) - {"lslu"}
+    assert set(fused.AUTO_FUSED_INFERENCE) <= set(fused.AUTO_FUSED)
     # On CUDA only the families measured faster somewhere are listed; the rest stay eager.
     assert set(fused.AUTO_FUSED[("cuda", True)]) <= set(fused.families()) - {"lslu"}
     assert set(fused.AUTO_FUSED) == {(device, True) for device in fused.COMPILED_DEVICES}
@@ -271,18 +273,41 @@ def test_auto_uses_fused_only_where_it_was_measured_faster(monkeypatch: pytest.M
     x = torch.zeros(2, 3)
     fused.set_implementation("auto", compile=True)
     monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", True), {"coslu": 6, "apa": 7})
+    monkeypatch.setitem(fused.AUTO_FUSED_INFERENCE, ("cpu", True), {"coslu": 4, "apa": 9})
     assert fused.uses_fused("coslu", x)
     assert not fused.uses_fused("apa", x)  # fused only from 7 elements: smaller inputs run faster eagerly
     assert fused.uses_fused("apa", torch.zeros(7))
     assert not fused.uses_fused("silu", x)  # no kernel: always eager
-    with torch.no_grad():  # inference saves nothing for backward: no compile for a few calls
-        assert not fused.uses_fused("coslu", x)
+    with torch.no_grad():  # inference: its own sizes, and only for a module that trained fused
+        assert fused.uses_fused("coslu", x, trained_fused=True)
+        assert not fused.uses_fused("coslu", x)  # would compile a kernel for this pass alone
+        assert not fused.uses_fused("apa", torch.zeros(7), trained_fused=True)
+        assert fused.uses_fused("apa", torch.zeros(9), trained_fused=True)
     fused.set_implementation("auto", compile=False)  # the measured speed-up needs compilation
     assert not fused.uses_fused("coslu", x)
     fused.set_implementation("fused", compile=False)
     assert fused.uses_fused("apa", x) and not fused.uses_fused("prelu", x)
     fused.set_implementation("eager")
     assert not fused.uses_fused("coslu", x)
+
+
+def test_auto_evaluates_on_the_fused_path_only_modules_that_trained_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused.clear_cache()
+    fused.set_implementation("auto", compile=False)
+    monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", False), {"coslu": 40})
+    monkeypatch.setitem(fused.AUTO_FUSED_INFERENCE, ("cpu", False), {"coslu": 40})
+    trained = activations.create("coslu", shape="channel", channels=3)
+    untrained = activations.create("coslu", shape="channel", channels=3)
+    x = torch.randn(4, 3, 2, 2)  # 48 elements: fused in training and in inference
+    trained(x.clone().requires_grad_(True)).sum().backward()
+    trained(x[:1].clone().requires_grad_(True)).sum().backward()  # an epoch's last, smaller batch: eager
+    assert trained.trained_fused and not untrained.trained_fused
+    with torch.no_grad():
+        trained(x)
+        untrained(x)  # its kernel would be compiled for this pass alone: eager
+    (kernel,) = fused._CACHE.values()
+    assert kernel.calls == {"forward": 2, "backward": 1}
+    fused.clear_cache()
 
 
 def test_a_failing_compilation_falls_back_to_eager_with_a_warning() -> None:
@@ -303,6 +328,21 @@ def test_a_failing_compilation_falls_back_to_eager_with_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reported once, not on every call
         module(x)
+    fused.clear_cache()
+
+
+def test_inference_on_the_fused_path_gives_the_training_forward_exactly() -> None:
+    fused.clear_cache()
+    fused.set_implementation("fused", compile=False)
+    module = activations.create("coslu", shape="channel", channels=3, init={"a": 0.5, "b": 2.0})
+    x = torch.randn(2, 3, 4, 4)
+    trained = module(x.clone().requires_grad_(True))
+    with torch.no_grad():
+        evaluated = module(x)
+    assert trained.grad_fn is not None and evaluated.grad_fn is None
+    torch.testing.assert_close(evaluated, trained.detach(), rtol=0, atol=0)
+    (kernel,) = fused._CACHE.values()
+    assert kernel.calls == {"forward": 2, "backward": 0}
     fused.clear_cache()
 
 
@@ -331,6 +371,12 @@ def test_compiled_kernels_are_reused_across_modules_and_batch_sizes() -> None:
     assert counters["stats"]["unique_graphs"] == graphs
     (kernel,) = (k for k in fused._CACHE.values() if k.key[0] == "coslu")
     assert kernel.compiled and kernel.calls == {"forward": 2, "backward": 2}
+
+    # A validation pass (no gradients, inputs that need none) runs the same compiled forward: no new graph.
+    with torch.no_grad():
+        evaluated = second(torch.randn(21, 4, 5, 5))
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert evaluated.grad_fn is None and kernel.calls == {"forward": 3, "backward": 2}
 
     fused.set_implementation("eager")
     for compiled, eager in zip(outputs, _fwd_bwd(first, x), strict=True):
