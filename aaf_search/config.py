@@ -300,13 +300,20 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"is not valid YAML{where}"
 
 
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """The end of a one-line message for a file that is not UTF-8 text."""
+    return f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+
+
 def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
     """Read a config file written by :func:`save_yaml` (or by hand); returns (config, metadata)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"'{path}' {not_utf8(exc)}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"'{path}' {yaml_problem(exc)}") from exc
     if not isinstance(document, Mapping):

@@ -62,7 +62,7 @@ from typing import Any
 import optuna
 import yaml
 
-from aaf_search.config import ConfigError, TrialConfig, yaml_problem
+from aaf_search.config import ConfigError, TrialConfig, not_utf8, yaml_problem
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 TOP_KEYS = ("name", "summary", "model", "dataset", "epochs", "batch_size", "metric", "precision", "base", "params")
@@ -167,7 +167,9 @@ def load_space_file(path: Path) -> SearchSpace:
     if not path.is_file():
         raise SpaceError(f"space file '{path}' does not exist")
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpaceError(f"space file '{path}' {not_utf8(exc)}") from exc
     except yaml.YAMLError as exc:
         raise SpaceError(f"space file '{path}' {yaml_problem(exc)}") from exc
     where = f"space file '{path}'"

@@ -151,7 +151,7 @@ def save_run(out_dir: Path, config: TrialConfig, model: nn.Module, result: Trial
     )
 
     def write_metrics(tmp: Path) -> None:
-        with tmp.open("w", newline="") as handle:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow([*METRIC_FIELDS, "activation_params"])
             for report in result.history:

@@ -105,6 +105,8 @@ CASES = [
     ([*TRAIN, "unknown_optimizer.yaml"], "optim.name must be one of adam, adamw, sgd, rmsprop; got 'adamw2'"),
     ([*TRAIN, "missing_data.yaml"], "data files not found: "),
     ([*TRAIN, "broken_config.yaml"], "'broken_config.yaml' is not valid YAML at line 2"),
+    ([*TRAIN, "latin1.yaml"], "'latin1.yaml' is not UTF-8 text (byte 0xe9 at offset 14); save it as UTF-8"),
+    ([*SPACE, "latin1.yaml"], "space file 'latin1.yaml' is not UTF-8 text (byte 0xe9 at offset 14)"),
     ([*TRAIN, "absent.yaml"], "config file 'absent.yaml' does not exist"),
     ([*TRAIN, "good_config.yaml", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ]
@@ -127,6 +129,7 @@ def workspace(tmp_path: Path) -> Path:
     close_sqlite_storages()  # as the command does when it ends: the write-ahead log goes into the file
     for name, text in {**FILES, **CONFIGS}.items():
         Path(name).write_text(text)
+    Path("latin1.yaml").write_bytes("# learned by r\u00e9seau\nmodel: dnn2\n".encode("latin-1"))
     Path("empty_root").mkdir()
     return tmp_path
 
