@@ -21,7 +21,8 @@ Allocation: as in trials, glibc keeps freed memory in the heap (``aaf_search.tri
 does not fault its tensors' pages in again; ``--malloc default`` measures with glibc's defaults.
 
 Evaluation: the same network's forward in eval mode under ``torch.no_grad`` (a validation batch), timed
-in the same rounds; "auto" runs the fused forward there too, from the same input sizes as in training.
+in the same rounds, eager and fused; "auto" takes the fused forward there for modules that trained on
+it, from the sizes in ``fused.AUTO_FUSED_INFERENCE`` (all of this network's activations are above them).
 
 Targets: fused time <= 1.15x the SiLU network's and saved memory <= SiLU's. The fused path
 saves the activation parameters (a few bytes) besides the input, so "<= SiLU" is checked to 0.1 %.
