@@ -104,9 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # Imported here: the storage module imports Optuna, which --help and the other verbs' parsing skip.
-        from aaf_search.search.storage import explain_locked
+        from aaf_search.search.storage import explain_locked, explain_readonly
 
-        advice = explain_locked(exc) or explain_disk_full(exc)
+        advice = explain_locked(exc) or explain_readonly(exc) or explain_disk_full(exc)
         if advice is None:
             raise  # not the user's doing: a bug keeps its traceback
         print(f"aaf-search: error: {advice}", file=sys.stderr)

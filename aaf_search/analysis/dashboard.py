@@ -26,7 +26,6 @@ from aaf_search.errors import UserError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # optuna-dashboard's own default
 _JOURNAL = "journal:"
-_SQLITE = "sqlite:///"
 
 
 class DashboardError(UserError):
@@ -63,12 +62,12 @@ def open_existing_storage(url: str) -> BaseStorage:
 
 
 def _file_of(url: str) -> Path | None:
+    from aaf_search.search.storage import sqlite_database
+
     if url.startswith(_JOURNAL):
         return Path(url[len(_JOURNAL) :])
-    if url.startswith(_SQLITE):
-        name = url[len(_SQLITE) :].split("?", 1)[0]
-        return None if name in ("", ":memory:") else Path(name)
-    return None
+    database = sqlite_database(url)
+    return None if database is None else database.path
 
 
 def is_loopback(host: str) -> bool:

@@ -3,7 +3,8 @@
 Accepted forms: any Optuna RDB URL (``sqlite:///aaf-runs/aaf.db``, ``postgresql://...``,
 ``mysql://...``) and ``journal:PATH`` for a journal file (Optuna's ``JournalFileBackend``: no database
 needed, and safe for several processes on one file system). SQLite and journal files get their
-directory created.
+directory created. A finished SQLite study in a directory the user cannot write (an archive, a
+colleague's results) opens read-only as ``sqlite:///file:PATH?mode=ro&immutable=1&uri=true``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import gc
 import json
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import optuna
 import sqlalchemy
@@ -40,17 +43,45 @@ def open_storage(url: str) -> BaseStorage:
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise StorageError(f"cannot open journal storage '{path}': {exc.strerror or exc}") from exc
-    sqlite_file = url.startswith(SQLITE_PREFIX) and url != SQLITE_PREFIX + ":memory:"
-    if sqlite_file:
-        _file_path(url, url[len(SQLITE_PREFIX) :].split("?", 1)[0])
+    database = sqlite_database(url)
+    if database is not None and not database.read_only:
+        _file_path(url, str(database.path))
     try:
         storage = optuna.storages.RDBStorage(url)
-        if sqlite_file:
+        if database is not None and not database.read_only:
             use_write_ahead_log(storage)
         return storage
     except Exception as exc:  # SQLAlchemy raises many kinds (ArgumentError, OperationalError, ImportError, ...)
         reason = missing_driver(url, exc) or first_line(exc)
-        raise StorageError(explain_locked(exc) or f"cannot open storage '{redact(url)}': {reason}") from exc
+        advice = explain_locked(exc) or explain_readonly(exc)
+        raise StorageError(advice or f"cannot open storage '{redact(url)}': {reason}") from exc
+
+
+@dataclass(frozen=True)
+class SQLiteDatabase:
+    """The file a ``sqlite:///`` URL names, and whether the URL opens it read-only."""
+
+    path: Path
+    read_only: bool
+
+
+def sqlite_database(url: str) -> SQLiteDatabase | None:
+    """The database file of a ``sqlite:///`` URL; ``None`` for other URLs and ``:memory:``.
+
+    SQLAlchemy's URI form ``sqlite:///file:PATH?...&uri=true`` names PATH; with ``mode=ro`` or
+    ``immutable=1`` among its parameters SQLite opens it read-only. Such a URL gets no write-ahead log
+    (switching the file to it is a write, and its ``-shm`` file needs write access to the directory).
+    """
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    name, _, query = url[len(SQLITE_PREFIX) :].partition("?")
+    params = parse_qs(query)
+    if params.get("uri") == ["true"] and name.startswith("file:"):
+        name = name[len("file:") :]
+    if name in ("", ":memory:"):
+        return None
+    read_only = params.get("mode") == ["ro"] or params.get("immutable") == ["1"]
+    return SQLiteDatabase(Path(name), read_only)
 
 
 _WRITE_AHEAD_LOGGED: weakref.WeakSet[optuna.storages.RDBStorage] = weakref.WeakSet()
@@ -153,6 +184,20 @@ def explain_locked(exc: BaseException) -> str | None:
         return (
             "the SQLite storage stayed locked by another process (database is locked); SQLite does not take "
             "several writers: use --storage journal:PATH or a postgresql:// (or mysql://) URL"
+        )
+    return None
+
+
+SQLITE_READONLY = "attempt to write a readonly database"
+
+
+def explain_readonly(exc: BaseException) -> str | None:
+    """The advice for a SQLite study this user may not write (its file or its directory), else ``None``."""
+    if any(SQLITE_READONLY in str(seen) for seen in exception_chain(exc)):
+        return (
+            f"the SQLite storage cannot be written here ({SQLITE_READONLY}): SQLite needs write access to the "
+            "study's file and directory; to read a finished study from a directory you cannot write, use "
+            "--storage 'sqlite:///file:PATH?mode=ro&immutable=1&uri=true'"
         )
     return None
 

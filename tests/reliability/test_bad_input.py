@@ -63,6 +63,7 @@ CONFIGS = {
 
 SPACE = ["search", "--storage", STORAGE, "--backend", "local", "--space"]
 TRAIN = ["train", "--out", "runs/train", "--config"]
+READ_ONLY_STUDY = "sqlite:///file:runs/study.db?immutable=1&uri=true"
 
 CASES = [
     # Names that no registry knows: the message lists the valid ones.
@@ -105,6 +106,13 @@ CASES = [
     ([*TRAIN, "unknown_optimizer.yaml"], "optim.name must be one of adam, adamw, sgd, rmsprop; got 'adamw2'"),
     ([*TRAIN, "missing_data.yaml"], "data files not found: "),
     ([*TRAIN, "broken_config.yaml"], "'broken_config.yaml' is not valid YAML at line 2"),
+    # A read-only URL (for a study in a directory the user cannot write) does not take a search's writes.
+    (
+        ["search", "--storage", READ_ONLY_STUDY, "--backend", "local", "--space", "good.yaml"],
+        "the SQLite storage cannot be written here (attempt to write a readonly database): SQLite needs write "
+        "access to the study's file and directory; to read a finished study from a directory you cannot write, "
+        "use --storage 'sqlite:///file:PATH?mode=ro&immutable=1&uri=true'",
+    ),
     ([*TRAIN, "latin1.yaml"], "'latin1.yaml' is not UTF-8 text (byte 0xe9 at offset 14); save it as UTF-8"),
     ([*SPACE, "latin1.yaml"], "space file 'latin1.yaml' is not UTF-8 text (byte 0xe9 at offset 14)"),
     ([*TRAIN, "absent.yaml"], "config file 'absent.yaml' does not exist"),

@@ -16,7 +16,15 @@ from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.seeds import sampler_seed, trial_seed
-from aaf_search.search.storage import StorageError, open_storage, redact, several_writers
+from aaf_search.search.storage import (
+    SQLiteDatabase,
+    StorageError,
+    close_sqlite_storages,
+    open_storage,
+    redact,
+    several_writers,
+    sqlite_database,
+)
 from aaf_search.spaces import CATALOG, SpaceDefaults
 
 
@@ -114,6 +122,30 @@ def test_sqlite_storage_commits_through_a_write_ahead_log(tmp_path: Path) -> Non
         assert connection.exec_driver_sql("PRAGMA synchronous").fetchone() == (1,)
     reopened = optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{path}"))
     assert len(reopened.trials) == 2
+
+
+def test_sqlite_urls_name_their_file_and_whether_they_read_only(tmp_path: Path) -> None:
+    assert sqlite_database("sqlite:///runs/a.db?timeout=5") == SQLiteDatabase(Path("runs/a.db"), read_only=False)
+    assert sqlite_database("sqlite:///file:runs/a.db?mode=ro&uri=true") == SQLiteDatabase(Path("runs/a.db"), True)
+    assert sqlite_database("sqlite:///file:/x/a.db?immutable=1&uri=true") == SQLiteDatabase(Path("/x/a.db"), True)
+    assert sqlite_database("sqlite:///file:a.db?mode=rw&uri=true") == SQLiteDatabase(Path("a.db"), False)
+    assert sqlite_database("sqlite:///:memory:") is None
+    assert sqlite_database("journal:runs/a.log") is None and sqlite_database("postgresql://u@h/db") is None
+
+
+def test_a_finished_sqlite_study_reads_through_a_read_only_url_without_writing_a_byte(tmp_path: Path) -> None:
+    path = tmp_path / "archive" / "aaf.db"
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{path}"), study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    close_sqlite_storages()
+    before = path.read_bytes()
+
+    read_only = f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
+    reopened = optuna.load_study(study_name="s", storage=open_storage(read_only))
+    assert [t.params for t in reopened.trials] == [t.params for t in study.trials]
+    close_sqlite_storages()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["aaf.db"]  # no -wal or -shm file either
 
 
 class _Tty(io.StringIO):
