@@ -137,7 +137,7 @@ def workspace(tmp_path: Path) -> Path:
     close_sqlite_storages()  # as the command does when it ends: the write-ahead log goes into the file
     for name, text in {**FILES, **CONFIGS}.items():
         Path(name).write_text(text)
-    Path("latin1.yaml").write_bytes("# learned by r\u00e9seau\nmodel: dnn2\n".encode("latin-1"))
+    Path("latin1.yaml").write_bytes("# learned by réseau\nmodel: dnn2\n".encode("latin-1"))
     Path("empty_root").mkdir()
     return tmp_path
 

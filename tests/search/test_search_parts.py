@@ -124,11 +124,15 @@ def test_sqlite_storage_commits_through_a_write_ahead_log(tmp_path: Path) -> Non
     assert len(reopened.trials) == 2
 
 
-def test_sqlite_urls_name_their_file_and_whether_they_read_only(tmp_path: Path) -> None:
+def test_sqlite_urls_name_their_file_and_whether_they_read_only() -> None:
     assert sqlite_database("sqlite:///runs/a.db?timeout=5") == SQLiteDatabase(Path("runs/a.db"), read_only=False)
-    assert sqlite_database("sqlite:///file:runs/a.db?mode=ro&uri=true") == SQLiteDatabase(Path("runs/a.db"), True)
-    assert sqlite_database("sqlite:///file:/x/a.db?immutable=1&uri=true") == SQLiteDatabase(Path("/x/a.db"), True)
-    assert sqlite_database("sqlite:///file:a.db?mode=rw&uri=true") == SQLiteDatabase(Path("a.db"), False)
+    assert sqlite_database("sqlite:///file:runs/a.db?mode=ro&uri=true") == SQLiteDatabase(
+        Path("runs/a.db"), read_only=True
+    )
+    assert sqlite_database("sqlite:///file:/x/a.db?immutable=1&uri=true") == SQLiteDatabase(
+        Path("/x/a.db"), read_only=True
+    )
+    assert sqlite_database("sqlite:///file:a.db?mode=rw&uri=true") == SQLiteDatabase(Path("a.db"), read_only=False)
     assert sqlite_database("sqlite:///:memory:") is None
     assert sqlite_database("journal:runs/a.log") is None and sqlite_database("postgresql://u@h/db") is None
 
