@@ -168,11 +168,12 @@ def uses_fused(family: str, x: Tensor, *, trained_fused: bool = False) -> bool:
     """Whether a module of ``family`` should take the fused path for input ``x`` (checked per call).
 
     "auto" decides by input size, from :data:`AUTO_FUSED` when gradients are on and from
-    :data:`AUTO_FUSED_INFERENCE` when they are off (a validation pass). Inference takes the fused path
-    only for a module whose training forward has taken it (``trained_fused``): its kernel is compiled
-    by then, so a validation pass never waits for a compilation of its own (seconds, for a pass that may
-    take milliseconds), and the choice depends on the module's own trial, not on what the process ran
-    before, so a replay evaluates with the same formulas.
+    :data:`AUTO_FUSED_INFERENCE` under ``torch.no_grad`` (a validation pass; ``torch.inference_mode``
+    stays eager). Inference takes the fused path only for a module whose training forward has taken it
+    (``trained_fused``): its kernel is compiled by then, so a validation pass never waits for a
+    compilation of its own (seconds, for a pass that may take milliseconds), and the choice depends on
+    the module's own trial, not on what the process ran before, so a replay evaluates with the same
+    formulas.
     """
     if family not in KERNELS:
         return False
@@ -182,7 +183,8 @@ def uses_fused(family: str, x: Tensor, *, trained_fused: bool = False) -> bool:
     if impl == "fused":
         return True
     training = torch.is_grad_enabled()
-    if not training and not trained_fused:
+    if not training and (not trained_fused or torch.is_inference_mode_enabled()):
+        # Inference mode is a global state the compiled graph's guards check: it would compile once more.
         return False
     compiled = compile_enabled() and x.device.type in COMPILED_DEVICES
     table = AUTO_FUSED if training else AUTO_FUSED_INFERENCE

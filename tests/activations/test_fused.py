@@ -305,6 +305,8 @@ def test_auto_evaluates_on_the_fused_path_only_modules_that_trained_on_it(monkey
     with torch.no_grad():
         trained(x)
         untrained(x)  # its kernel would be compiled for this pass alone: eager
+    with torch.inference_mode():
+        trained(x)  # a global state the compiled graph's guards check: eager, not a second compilation
     (kernel,) = fused._CACHE.values()
     assert kernel.calls == {"forward": 2, "backward": 1}
     fused.clear_cache()
