@@ -300,9 +300,15 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"is not valid YAML{where}"
 
 
-def not_utf8(exc: UnicodeDecodeError) -> str:
-    """The end of a one-line message for a file that is not UTF-8 text."""
-    return f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+def read_yaml_file(path: Path, where: str, error: type[UserError]) -> Any:
+    """The plain data of the UTF-8 YAML file ``path``; ``error(f"{where} {problem}")`` if it cannot be read."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise error(f"{where} is not UTF-8 text (byte 0x{byte:02x} at offset {exc.start}); save it as UTF-8") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{where} {yaml_problem(exc)}") from exc
 
 
 def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
@@ -310,12 +316,7 @@ def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"'{path}' {not_utf8(exc)}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"'{path}' {yaml_problem(exc)}") from exc
+    document = read_yaml_file(path, f"'{path}'", ConfigError)
     if not isinstance(document, Mapping):
         raise ConfigError(f"'{path}' must hold a mapping with a 'trial' key")
     version = document.get("schema_version", SCHEMA_VERSION)

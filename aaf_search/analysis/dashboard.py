@@ -25,7 +25,6 @@ from aaf_search.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # optuna-dashboard's own default
-_JOURNAL = "journal:"
 
 
 class DashboardError(UserError):
@@ -62,10 +61,10 @@ def open_existing_storage(url: str) -> BaseStorage:
 
 
 def _file_of(url: str) -> Path | None:
-    from aaf_search.search.storage import sqlite_database
+    from aaf_search.search.storage import JOURNAL_PREFIX, sqlite_database
 
-    if url.startswith(_JOURNAL):
-        return Path(url[len(_JOURNAL) :])
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url[len(JOURNAL_PREFIX) :])
     database = sqlite_database(url)
     return None if database is None else database.path
 

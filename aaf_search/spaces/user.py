@@ -60,9 +60,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
-from aaf_search.config import ConfigError, TrialConfig, not_utf8, yaml_problem
+from aaf_search.config import ConfigError, TrialConfig, read_yaml_file
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 TOP_KEYS = ("name", "summary", "model", "dataset", "epochs", "batch_size", "metric", "precision", "base", "params")
@@ -166,13 +165,8 @@ def load_space_file(path: Path) -> SearchSpace:
     """Read and check a space file (format in the module docstring)."""
     if not path.is_file():
         raise SpaceError(f"space file '{path}' does not exist")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SpaceError(f"space file '{path}' {not_utf8(exc)}") from exc
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"space file '{path}' {yaml_problem(exc)}") from exc
     where = f"space file '{path}'"
+    document = read_yaml_file(path, where, SpaceError)
     if not isinstance(document, Mapping):
         raise SpaceError(f"{where} must hold a mapping with the keys: {', '.join(TOP_KEYS)}")
     _known_keys(document, TOP_KEYS, where)
