@@ -18,7 +18,9 @@ Saved memory is what autograd keeps for backward: the bytes of the unique storag
 operations, e.g. a ReLU output that the next conv also saves, counts once).
 
 Allocation: as in trials, glibc keeps freed memory in the heap (``aaf_search.trials.malloc``), so a step
-does not fault its tensors' pages in again; ``--malloc default`` measures with glibc's defaults.
+does not fault its tensors' pages in again; ``--malloc default`` measures with glibc's defaults. Also as
+in trials, libtorch_cpu's read-only data is mapped before the first step (``aaf_search.trials.prefault``;
+without it APA's and AGLU's log1p ran at a speed that depended on the families run before them).
 
 Evaluation: the same network's forward in eval mode under ``torch.no_grad`` (a validation batch), timed
 in the same rounds, eager and fused; "auto" takes the fused forward there for modules that trained on
@@ -49,6 +51,7 @@ from aaf_search import activations
 from aaf_search.activations import fused
 from aaf_search.activations.lslu import LSLU
 from aaf_search.trials.malloc import tune_malloc
+from aaf_search.trials.prefault import prefault_torch
 
 BATCH = 128  # images per step
 IMAGE = (3, 32, 32)  # CIFAR-shaped input
@@ -318,13 +321,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     malloc = "glibc defaults"
     if args.malloc == "tuned":
         malloc = "tuned (freed memory kept)" if tune_malloc() else "defaults (tuning unavailable here)"
+    mapped = prefault_torch()
+    pages = f"torch's read-only data mapped up front ({mapped / 2**20:.0f} MiB)" if mapped else "mapped on first touch"
     settings = []
     if args.device in ("all", "cpu"):
         settings.append(Setting(torch.device("cpu"), None, FORMATS[args.memory_format]))
     if args.device in ("all", "cuda") and torch.cuda.is_available():
         settings.append(Setting(torch.device("cuda"), torch.bfloat16, FORMATS[args.memory_format]))
     for setting in settings:
-        print(f"{machine(setting.device)}; malloc: {malloc}")
+        print(f"{machine(setting.device)}; malloc: {malloc}; pages: {pages}")
         print(f"network: 4 conv {WIDTHS} + linear, input {BATCH}x{'x'.join(map(str, IMAGE))}, SGD step")
         report(setting, run(setting, args.families, args.repeats, args.steps))
     return 0

@@ -23,6 +23,7 @@ import torch
 from aaf_search import activations
 from aaf_search.activations import depthwise
 from aaf_search.trials.malloc import tune_malloc
+from aaf_search.trials.prefault import prefault_torch
 
 SHAPES = ((16, 32, 32), (32, 32, 32), (32, 16, 16), (64, 16, 16), (16, 16, 16), (32, 8, 8), (16, 8, 8))  # (C, H, W)
 SERIES_LENGTHS = (2, 3, 4)  # LSLU's n: kernels 5x5, 7x7, 9x9
@@ -79,6 +80,7 @@ def main() -> None:
     if args.repeats < 1 or args.batch < 1:
         parser.error("--repeats and --batch must be at least 1")
     tune_malloc()
+    prefault_torch()
     torch.manual_seed(0)
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "

@@ -26,6 +26,7 @@ from aaf_search.trials.loop import FitSettings, autocast_context, fit
 from aaf_search.trials.malloc import tune_malloc
 from aaf_search.trials.models import build_model, model_info
 from aaf_search.trials.plan import apply_plan, uniform_plan
+from aaf_search.trials.prefault import prefault_torch
 
 
 def sync(device: torch.device) -> None:
@@ -82,7 +83,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available; choose --device cpu")
-    tune_malloc()  # fit() tunes malloc for the process; done first, so the bare loop runs with it too
+    # fit() tunes malloc and maps torch's read-only data for the process; done first, so the bare loop runs
+    # with them too
+    tune_malloc()
+    prefault_torch()
 
     min_size = model_info(args.model).min_input_size
     data = load_data(DataConfig(name=args.dataset), device=args.device, min_size=min_size)

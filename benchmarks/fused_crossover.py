@@ -27,6 +27,7 @@ import torch
 from aaf_search import activations
 from aaf_search.activations import fused
 from aaf_search.trials.malloc import tune_malloc
+from aaf_search.trials.prefault import prefault_torch
 
 ROW = 64  # elements per row: the inputs are (n / 64, 64), an MLP's (batch, features)
 LARGEST = {"cpu": 20, "cuda": 24}  # log2 of the largest input size per device type
@@ -104,6 +105,7 @@ def main() -> None:
     dtype = DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
     sizes = tuple(2**k for k in range(12, LARGEST[device.type] + 1))
     tune_malloc()
+    prefault_torch()  # as trials run: see aaf_search.trials.prefault
     where = f"{platform.machine()}, {torch.get_num_threads()} threads"
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)

@@ -48,6 +48,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from aaf_search.activations.fused_kernels import KERNELS, Backward, Forward
 from aaf_search.activations.registry import ActivationError
+from aaf_search.envflags import switched_on
 
 Implementation = Literal["eager", "fused", "auto"]
 IMPLEMENTATIONS: tuple[Implementation, ...] = ("eager", "fused", "auto")
@@ -147,7 +148,7 @@ def compile_enabled() -> bool:
     """Whether the fused formulas are compiled (``AAF_ACTIVATION_COMPILE=0`` or ``compile=False``: no)."""
     if _compile is not None:
         return _compile
-    return os.environ.get(ENV_COMPILE, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(ENV_COMPILE)
 
 
 def _parse(value: str, where: str) -> Implementation:

@@ -69,9 +69,10 @@ class ExpRange:
 
 def _exp_range(dtype: torch.dtype) -> ExpRange:
     info = torch.finfo(dtype)
-    smallest_subnormal = info.tiny * info.eps
     return ExpRange(
-        zero=math.log(smallest_subnormal) - 1.0,
+        # ln of the smallest subnormal (tiny·eps), as a sum: with denormals flushed to zero
+        # (torch.set_flush_denormal(True)) the product itself is 0
+        zero=math.log(info.tiny) + math.log(info.eps) - 1.0,
         inf=math.log(info.max) + 1.0,
         # halfway between ln(eps/2) (1 + e rounds to 1 below it) and ln(tiny) (e turns subnormal below it)
         sigmoid_one=(math.log(info.eps / 2) + math.log(info.tiny)) / 2,

@@ -24,6 +24,7 @@ from aaf_search.trials.data import DataSplits, iterate_batches
 from aaf_search.trials.malloc import tune_malloc
 from aaf_search.trials.optim import Optimisers, build_optimisers
 from aaf_search.trials.plan import activation_parameters, summarize_activation_params
+from aaf_search.trials.prefault import prefault_torch
 from aaf_search.trials.report import EpochReport, TrialDiverged
 
 EVAL_BATCH = 1024  # samples per evaluation batch; evaluation keeps no graph, so larger is cheaper
@@ -175,6 +176,7 @@ def fit(
     """
     device = data.train_x.device
     tune_malloc()
+    prefault_torch()
     use_channels_last(model, data)
     opts = build_optimisers(model, settings.optim, settings.epochs)
     scaler = grad_scaler(device, settings.precision)

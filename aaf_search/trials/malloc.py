@@ -16,8 +16,9 @@ another wants. ``AAF_MALLOC_TUNING=0`` leaves malloc at its defaults.
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
+
+from aaf_search.envflags import switched_on
 
 ENV_MALLOC_TUNING = "AAF_MALLOC_TUNING"
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
@@ -40,7 +41,7 @@ def tune_malloc() -> bool:
 
 
 def _wanted() -> bool:
-    if os.environ.get(ENV_MALLOC_TUNING, "1").strip().lower() in ("0", "false", "no", "off"):
+    if not switched_on(ENV_MALLOC_TUNING):
         return False
     return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 

@@ -6,6 +6,8 @@ fast and checks every formula and every gradient. The few tests that compile are
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -208,6 +210,21 @@ def test_clamped_exp_and_sigmoid_equal_the_unclamped_value_for_value(dtype: torc
     torch.testing.assert_close(fused_kernels.sigmoid(v), 1 / (1 + torch.exp(-v)), atol=0, rtol=0, equal_nan=True)
     subnormal = torch.exp(v[:-3])
     assert ((subnormal > 0) & (subnormal < torch.finfo(dtype).tiny)).any()  # the grid reaches exp's subnormals
+
+
+def test_the_kernels_import_with_denormals_flushed_to_zero() -> None:
+    # torch.set_flush_denormal(True) is a common CPU speed setting; the exp ranges are computed at import.
+    probe = (
+        "import torch\n"
+        "assert torch.set_flush_denormal(True), 'no flush-to-zero here'\n"
+        "from aaf_search.activations import fused_kernels\n"
+        "print(fused_kernels.EXP_RANGES[torch.float32].zero)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    if "no flush-to-zero here" in done.stderr:
+        pytest.skip("this CPU cannot flush denormals")
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == fused_kernels.EXP_RANGES[torch.float32].zero
 
 
 def test_apa_lambda_below_the_clamp_gets_no_gradient() -> None:

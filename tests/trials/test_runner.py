@@ -12,7 +12,7 @@ import torch
 
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, PretrainConfig, TrialConfig
 from aaf_search.errors import UserError
-from aaf_search.trials import optim
+from aaf_search.trials import loop, optim
 from aaf_search.trials.data import load_data
 from aaf_search.trials.loop import FitSettings, _check_finite, _train_step, grad_scaler, use_channels_last
 from aaf_search.trials.models import build_model
@@ -29,6 +29,15 @@ def test_dnn2_relu_learns_digits() -> None:
     assert 1 <= result.best_epoch <= 10
     assert result.val_accuracy == max(r.val_accuracy for r in result.history)
     assert result.activation_param_count == 0
+
+
+def test_a_trial_prepares_its_process_for_cpu_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both are process-wide and idempotent; the recorders only check that every trial asks for them.
+    calls: list[str] = []
+    monkeypatch.setattr(loop, "tune_malloc", lambda: calls.append("malloc") or True)
+    monkeypatch.setattr(loop, "prefault_torch", lambda: calls.append("prefault") or 0)
+    run_trial(TrialConfig(model="dnn2", epochs=1, seed=0, device="cpu"))
+    assert calls == ["malloc", "prefault"]
 
 
 def test_same_seed_gives_identical_metrics() -> None:
