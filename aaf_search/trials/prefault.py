@@ -4,16 +4,17 @@ Why: PyTorch's vectorised CPU math (SLEEF, linked into ``libtorch_cpu``) treats 
 ``log1p`` and ``expm1`` with AVX-512 masked loads of constants from the library's read-only data. For
 ordinary inputs the mask is empty and the load reads nothing, but while the constant's page is not mapped
 into the process the processor takes a slow path on every such load (``perf annotate`` puts 80 % of
-``log1p``'s time on that instruction), and since no load ever reads the page, nothing maps it. Linux maps a
+``log1p``'s time on the instruction after it), and since no load ever reads the page, nothing maps it. Linux maps a
 library's pages on first touch, so whether the page is mapped depended on what the process had run before
 (a single ``torch.pow`` maps it) and the same trial ran at different speeds in different workers. On the
-2-core AMD EPYC development machine, page unmapped against mapped (``benchmarks/prefault.py``):
-``torch.log1p`` 18.7x slower, ``expm1`` 6.8x, ``F.softplus`` 6.2x; the APA network of
-``benchmarks/activations.py`` stepped at 2.64x SiLU's time instead of 1.39x.
+2-core AMD EPYC development machine, page unmapped against mapped (``benchmarks/prefault.py``, 4M
+elements): ``torch.log1p`` 17.1x slower, ``expm1`` 6.5x, ``F.softplus`` 5.0x, ``F.elu`` 6.5x; the APA
+network of ``benchmarks/activations.py`` stepped at 2.64x SiLU's time instead of 1.39x.
 
 One ``madvise(MADV_POPULATE_READ)`` per read-only data mapping of the library (about 61 MiB of file pages
 that every process using the library shares, ~20 ms when they are in the page cache) maps them all; it
-reads, it never writes. Linux 5.14 or later; elsewhere nothing happens. ``AAF_PREFAULT=0`` skips it.
+reads, it never writes. Each process's resident size counts those pages (a Ray worker's too), the
+machine holds them once. Linux 5.14 or later; elsewhere nothing happens. ``AAF_PREFAULT=0`` skips it.
 """
 
 from __future__ import annotations
