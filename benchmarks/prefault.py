@@ -83,7 +83,7 @@ def main() -> int:
         f"{mappings[0].path} {size / 2**20:.1f} MiB"
     )
     times: dict[str, dict[str, list[float]]] = {name: {"unmapped": [], "mapped": []} for name in steps}
-    resident = {"unmapped": [], "mapped": []}
+    resident: dict[str, list[int]] = {"unmapped": [], "mapped": []}
     for round_ in range(args.repeats):
         for state in ("unmapped", "mapped"):
             if state == "unmapped":
@@ -98,6 +98,9 @@ def main() -> int:
         f"resident before the timings, medians: unmapped {statistics.median(resident['unmapped']) / 2**20:.1f} MiB, "
         f"mapped {statistics.median(resident['mapped']) / 2**20:.1f} MiB (the timed calls map what they touch)"
     )
+    if statistics.median(resident["unmapped"]) > size / 2:
+        # Linux reclaims a file page only for a process that may write the file (or owns it)
+        print("the pages could not be unmapped here (no write access to the library?): both columns ran mapped")
     print(f"{'workload':<22} {'unmapped ms':>12} {'mapped ms':>10} {'unmapped / mapped':>18}")
     for name, by_state in times.items():
         unmapped, mapped = statistics.median(by_state["unmapped"]), statistics.median(by_state["mapped"])
