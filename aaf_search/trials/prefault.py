@@ -3,13 +3,14 @@
 Why: PyTorch's vectorised CPU math (SLEEF, linked into ``libtorch_cpu``) treats special inputs of
 ``log1p`` and ``expm1`` with AVX-512 masked loads of constants from the library's read-only data. For
 ordinary inputs the mask is empty and the load reads nothing, but while the constant's page is not mapped
-into the process the processor takes a slow path on every such load (``perf annotate`` puts 80 % of
-``log1p``'s time on the instruction after it), and since no load ever reads the page, nothing maps it. Linux maps a
-library's pages on first touch, so whether the page is mapped depended on what the process had run before
-(a single ``torch.pow`` maps it) and the same trial ran at different speeds in different workers. On the
-2-core AMD EPYC development machine, page unmapped against mapped (``benchmarks/prefault.py``, 4M
-elements): ``torch.log1p`` 17.1x slower, ``expm1`` 6.5x, ``F.softplus`` 5.0x, ``F.elu`` 6.5x; the APA
-network of ``benchmarks/activations.py`` stepped at 2.64x SiLU's time instead of 1.39x.
+into the process the processor (an AMD EPYC here) takes a slow path on every such load (``perf annotate``
+puts 80 % of ``log1p``'s time on the instruction after it), and since no load ever reads the page,
+nothing maps it. Linux maps a library's pages on first touch, so whether the page was mapped depended on
+what the process had run before (a single ``torch.pow`` maps it): the same trial ran at different speeds
+in different workers, and a worker that ran only APA trials never left the slow path. On the 2-core
+development machine, page unmapped against mapped (``benchmarks/prefault.py``, 4M elements):
+``torch.log1p`` 17.1x slower, ``expm1`` 6.5x, ``F.softplus`` 5.0x, ``F.elu`` 6.5x; the APA network of
+``benchmarks/activations.py`` stepped at 2.64x SiLU's time instead of 1.39x.
 
 One ``madvise(MADV_POPULATE_READ)`` per read-only data mapping of the library (about 61 MiB of file pages
 that every process using the library shares, ~20 ms when they are in the page cache) maps them all; it
@@ -97,8 +98,10 @@ def populate(mappings: list[Mapping]) -> int:
 
 def advise(mappings: list[Mapping], advice: int) -> int:
     """``madvise(advice)`` over each of ``mappings``; the bytes advised, stopping at the first refusal."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    madvise = libc.madvise
+    try:
+        madvise = ctypes.CDLL(None).madvise  # the C library's, whichever it is (glibc, musl)
+    except (OSError, AttributeError):
+        return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     madvise.restype = ctypes.c_int
     done = 0
