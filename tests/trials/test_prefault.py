@@ -27,7 +27,16 @@ after = resident_bytes(mappings)
 print(json.dumps({"size": size, "before": before, "mapped": mapped, "after": after, "again": prefault_torch()}))
 """
 
+
+def _kernel_version() -> tuple[int, int]:
+    major, minor, *_ = (platform.release().split("-")[0] + ".0.0").split(".")
+    return int(major), int(minor)
+
+
 linux_only = pytest.mark.skipif(platform.system() != "Linux", reason="reads /proc and calls madvise: Linux")
+populating_linux = pytest.mark.skipif(
+    platform.system() != "Linux" or _kernel_version() < (5, 14), reason="MADV_POPULATE_READ: Linux 5.14 or later"
+)
 
 
 def _probe(env_value: str | None) -> dict[str, int]:
@@ -39,7 +48,7 @@ def _probe(env_value: str | None) -> dict[str, int]:
     return result
 
 
-@linux_only
+@populating_linux
 def test_prefault_maps_every_page_of_the_library_read_only_data() -> None:
     result = _probe(None)
     size = result["size"]
