@@ -300,6 +300,16 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"is not valid YAML{where}"
 
 
+def require_file(path: Path, what: str, error: type[UserError]) -> None:
+    """``error`` naming ``path`` as ``what`` ("config file", "space file") unless it is a file."""
+    if path.is_dir():
+        inside = sorted(str(found) for found in path.glob("*.yaml"))
+        listing = f"; YAML files in it: {', '.join(inside[:5])}" if inside else ""
+        raise error(f"{what} '{path}' is a directory{listing}")
+    if not path.is_file():
+        raise error(f"{what} '{path}' does not exist")
+
+
 def read_yaml_file(path: Path, where: str, error: type[UserError]) -> Any:
     """The plain data of the UTF-8 YAML file ``path``; ``error(f"{where} {problem}")`` if it cannot be read."""
     try:
@@ -314,8 +324,7 @@ def read_yaml_file(path: Path, where: str, error: type[UserError]) -> Any:
 def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
     """Read a config file written by :func:`save_yaml` (or by hand); returns (config, metadata)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+    require_file(path, "config file", ConfigError)
     document = read_yaml_file(path, f"'{path}'", ConfigError)
     if not isinstance(document, Mapping):
         raise ConfigError(f"'{path}' must hold a mapping with a 'trial' key")

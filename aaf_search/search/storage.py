@@ -52,7 +52,7 @@ def open_storage(url: str) -> BaseStorage:
             use_write_ahead_log(storage)
         return storage
     except Exception as exc:  # SQLAlchemy raises many kinds (ArgumentError, OperationalError, ImportError, ...)
-        reason = missing_driver(url, exc) or first_line(exc)
+        reason = missing_driver(url, exc) or unknown_url(url, exc) or first_line(exc)
         advice = explain_locked(exc) or explain_readonly(exc)
         raise StorageError(advice or f"cannot open storage '{redact(url)}': {reason}") from exc
 
@@ -135,6 +135,25 @@ def missing_driver(url: str, exc: BaseException) -> str | None:
     scheme = url.partition("://")[0].partition("+")[0]
     advice = DRIVERS.get(scheme)
     return f"its database driver is not installed: {advice}" if advice else None
+
+
+def unknown_url(url: str, exc: BaseException) -> str | None:
+    """Advice for a ``--storage`` value SQLAlchemy cannot parse (a bare file name) or whose scheme it lacks."""
+    if not any(_unparsed_url(seen) for seen in exception_chain(exc)):
+        return None
+    servers = "a postgresql:// or mysql:// URL"
+    if "://" not in url:
+        files = f"for a SQLite file write sqlite:///{url}, for a journal file journal:{url}"
+        return f"not a storage URL; {files}, or give {servers}"
+    scheme = url.partition("://")[0]
+    return f"no database type '{scheme}'; use sqlite:///FILE, journal:FILE or {servers}"
+
+
+def _unparsed_url(exc: BaseException) -> bool:
+    # NoSuchModuleError: an unknown scheme; ArgumentError "Could not parse ...": no scheme at all
+    if isinstance(exc, sqlalchemy.exc.NoSuchModuleError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.ArgumentError) and str(exc).startswith("Could not parse")
 
 
 def several_writers(url: str) -> bool:

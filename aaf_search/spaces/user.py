@@ -61,7 +61,7 @@ from typing import Any
 
 import optuna
 
-from aaf_search.config import ConfigError, TrialConfig, read_yaml_file
+from aaf_search.config import ConfigError, TrialConfig, read_yaml_file, require_file
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 TOP_KEYS = ("name", "summary", "model", "dataset", "epochs", "batch_size", "metric", "precision", "base", "params")
@@ -163,8 +163,7 @@ def _set_path(document: Any, path: tuple[str, ...], value: Any) -> None:
 
 def load_space_file(path: Path) -> SearchSpace:
     """Read and check a space file (format in the module docstring)."""
-    if not path.is_file():
-        raise SpaceError(f"space file '{path}' does not exist")
+    require_file(path, "space file", SpaceError)
     where = f"space file '{path}'"
     document = read_yaml_file(path, where, SpaceError)
     if not isinstance(document, Mapping):

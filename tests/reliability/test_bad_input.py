@@ -116,6 +116,9 @@ CASES = [
     ([*TRAIN, "latin1.yaml"], "'latin1.yaml' is not UTF-8 text (byte 0xe9 at offset 14); save it as UTF-8"),
     ([*SPACE, "latin1.yaml"], "space file 'latin1.yaml' is not UTF-8 text (byte 0xe9 at offset 14)"),
     ([*TRAIN, "absent.yaml"], "config file 'absent.yaml' does not exist"),
+    ([*TRAIN, "aaf-runs/trainable_zoo"], "is a directory; YAML files in it: aaf-runs/trainable_zoo/best.yaml"),
+    ([*SPACE, "folder.yaml"], "space file 'folder.yaml' is a directory"),
+    (["report", "--storage", "runs.db"], "not a storage URL; for a SQLite file write sqlite:///runs.db"),
     ([*TRAIN, "good_config.yaml", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ]
 
@@ -139,6 +142,7 @@ def workspace(tmp_path: Path) -> Path:
         Path(name).write_text(text)
     Path("latin1.yaml").write_bytes("# learned by réseau\nmodel: dnn2\n".encode("latin-1"))
     Path("empty_root").mkdir()
+    Path("folder.yaml").mkdir()
     return tmp_path
 
 

@@ -77,6 +77,22 @@ def test_unreachable_storage_is_one_line_and_exit_2(capsys: pytest.CaptureFixtur
     assert "secret" not in err  # passwords never reach the terminal
 
 
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("runs.db", "not a storage URL; for a SQLite file write sqlite:///runs.db, for a journal file journal:runs.db"),
+        ("sqlite3:///runs.db", "no database type 'sqlite3'; use sqlite:///FILE, journal:FILE or a postgresql://"),
+    ],
+)
+def test_a_storage_value_that_is_no_url_names_the_forms(
+    capsys: pytest.CaptureFixture[str], url: str, advice: str
+) -> None:
+    assert main(["--space", "trainable_zoo", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert advice in err and err.count("\n") == 1
+    assert not Path("runs.db").exists()
+
+
 def test_export_writes_the_ranked_trial(existing_study: optuna.Study, capsys: pytest.CaptureFixture[str]) -> None:
     ranked = sorted(existing_study.trials, key=lambda t: -t.value)  # type: ignore[operator]
     assert main(["export", "--storage", STORAGE, "--out", "second.yaml", "--rank", "2"]) == 0
