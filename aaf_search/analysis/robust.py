@@ -30,6 +30,7 @@ from aaf_search import activations
 from aaf_search.analysis.studies import load_search_study
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
+from aaf_search.outdir import check_out_dir
 from aaf_search.search.backends import Backend, default_backend, make_backend
 from aaf_search.search.driver import RUNS_DIR
 from aaf_search.search.export import ranked, trial_config
@@ -256,6 +257,8 @@ def run_robust(
     space_name = str(study.user_attrs.get("space", study.study_name))
     search = SearchSettings(space=space_name, backend=settings.backend, resources=settings.resources)
     backend.check(search)
+    out = settings.out or RUNS_DIR / study.study_name / "robust"
+    check_out_dir(out, "--out" if settings.out else "robust directory")  # before the companion study is written
 
     chosen = candidates(study, settings.top_k, settings.baseline)
     if len(chosen) - 1 < settings.top_k:
@@ -293,7 +296,6 @@ def run_robust(
         f"{reused} run(s) reused, {len(todo)} to run",
         file=stream,
     )
-    out = settings.out or RUNS_DIR / study.study_name / "robust"
     if todo:
         _run_queue(settings, backend, companion, list(todo.values()), metric, space_name, runner, out, stream)
     return RobustOutcome(study, companion, tuple(chosen), tuple(runs), len(todo), reused, out)

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from aaf_search.config import ConfigError
+    from aaf_search.outdir import check_out_dir
     from aaf_search.trials.report import EpochReport
     from aaf_search.trials.runner import run_trial
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     config = config.replace(**changes)
     threads = cpu_threads(args.threads, metadata)
     out = args.out or Path("aaf-runs") / "train" / config.digest()
+    check_out_dir(out, "--out" if args.out else "run directory")
 
     def show(report: EpochReport) -> None:
         if not args.quiet:

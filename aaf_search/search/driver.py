@@ -15,6 +15,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from aaf_search.errors import UserError
+from aaf_search.outdir import check_out_dir
 from aaf_search.search.backends import make_backend
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
@@ -77,9 +78,11 @@ def run_search(
     pruner = make_pruner(choose_pruner(settings.pruner, len(objectives)), defaults.epochs)
     lookup(SAMPLERS, settings.sampler, "sampler")
     check_space(space, defaults)
+    name = settings.study or space.name
+    run_dir = settings.out or RUNS_DIR / name
+    check_out_dir(run_dir, "--out" if settings.out else "run directory")
 
     storage = open_storage(settings.storage)
-    name = settings.study or space.name
     study_seed = settings.seed
     trials_before = 0
     if check_compatible(storage, name, space.name, names):
@@ -125,7 +128,6 @@ def run_search(
             print(f"note: retrying the parameters of interrupted trial(s) {retried}", file=stream)
 
     target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
-    run_dir = settings.out or RUNS_DIR / name
     progress = ProgressLine.for_study(study, name, target, stream=stream)
     session = SearchSession(
         study=study,

@@ -119,6 +119,12 @@ CASES = [
     ([*TRAIN, "aaf-runs/trainable_zoo"], "is a directory; YAML files in it: aaf-runs/trainable_zoo/best.yaml"),
     ([*SPACE, "folder.yaml"], "space file 'folder.yaml' is a directory"),
     (["report", "--storage", "runs.db"], "not a storage URL; for a SQLite file write sqlite:///runs.db"),
+    # An output directory that cannot be created: refused before any work, not when the results are saved.
+    ([*SPACE, "good.yaml", "--out", "good.yaml/run"], "--out: cannot create directory 'good.yaml/run' (Not a"),
+    (["train", "--out", "good.yaml/run", "--config", "good_config.yaml"], "--out: cannot create directory"),
+    (["report", "--storage", STORAGE, "--out", "good.yaml/report"], "--out: cannot create directory 'good.yaml/"),
+    (["export", "--storage", STORAGE, "--out", "good.yaml/best.yaml"], "--out 'good.yaml/best.yaml': 'good.yaml' is"),
+    (["robust", "--storage", STORAGE, "--backend", "local", "--out", "good.yaml"], "--out: 'good.yaml' is a file"),
     ([*TRAIN, "good_config.yaml", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ]
 
