@@ -9,6 +9,9 @@ files on disk, without building a model or reading a file.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import optuna
 import torch
 
@@ -17,7 +20,7 @@ from aaf_search.activations.registry import preset_values
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search.settings import Resources
-from aaf_search.spaces import SearchSpace, SpaceDefaults
+from aaf_search.spaces import CATALOG, SearchSpace, SpaceDefaults, SpaceError
 from aaf_search.trials.data import check_data_files
 from aaf_search.trials.models import model_info
 
@@ -25,7 +28,26 @@ from aaf_search.trials.models import model_info
 def check_space(space: SearchSpace, defaults: SpaceDefaults) -> None:
     """Raise the :class:`UserError` trial 0 would raise for a name or a data file; write nothing."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    check_trial(space.sample(study.ask(), defaults))
+    check_trial(sample_once(space, study.ask(), defaults))
+
+
+def sample_once(space: SearchSpace, trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
+    """``space.sample``; a user's space that raises is one line naming the space, the error and where.
+
+    A built-in space that raises is a defect of this package: its traceback is kept.
+    """
+    try:
+        return space.sample(trial, defaults)
+    except UserError:
+        raise
+    except Exception as exc:
+        if CATALOG.get(space.name) is space:
+            raise
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        raise SpaceError(
+            f"space '{space.source or space.name}' failed on a sample trial: {type(exc).__name__}: {exc} ({where})"
+        ) from None
 
 
 def check_trial(config: TrialConfig) -> None:

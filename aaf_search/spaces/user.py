@@ -54,7 +54,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,5 +280,20 @@ def load_space_function(spec: str) -> SearchSpace:
         return target
     if not callable(target):
         raise SpaceError(f"'{spec}' is a {type(target).__name__}, not a suggest(trial, defaults) function")
+    _check_suggest_signature(spec, target)
     summary = (target.__doc__ or f"user space {spec}").strip().splitlines()[0]
     return SearchSpace(name=attribute, summary=summary, suggest=target, defaults=SpaceDefaults(), source=spec)
+
+
+def _check_suggest_signature(spec: str, target: Callable[..., Any]) -> None:
+    """Refuse a callable that cannot be called as ``suggest(trial, defaults)`` (``--space os:getcwd``, say)."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return  # no signature to read (some built-ins): the first sample will tell
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        raise SpaceError(
+            f"'{spec}' takes {signature}, but a space function is called as suggest(trial, defaults)"
+        ) from None

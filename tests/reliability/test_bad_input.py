@@ -78,6 +78,9 @@ CASES = [
     ([*SPACE, "wrong_type.yaml"], "space file 'wrong_type.yaml': 'epochs' must be an integer, got 'ten'"),
     ([*SPACE, "out_of_range.yaml"], "'high' (0.01) must be greater than 'low' (0.1)"),
     ([*SPACE, "absent.yaml"], "space file 'absent.yaml' does not exist"),
+    # A Python space that is not a suggest(trial, defaults) function, or fails on its first sample.
+    ([*SPACE, "os:getcwd"], "'os:getcwd' takes (), but a space function is called as suggest(trial, defaults)"),
+    ([*SPACE, "os.path:join"], "space 'os.path:join' failed on a sample trial: TypeError: expected str"),
     ([*SPACE, "no_such_module:space"], "cannot import module 'no_such_module' for --space"),
     # Numbers out of range and resources this machine lacks.
     ([*SPACE, "good.yaml", "--epochs", "-3"], "--epochs must be > 0, got -3"),
