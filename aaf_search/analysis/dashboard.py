@@ -10,6 +10,7 @@ The dashboard has no authentication, so it binds to loopback unless the user nam
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -79,6 +80,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _listen_advice(exc: OSError) -> str:
+    """Which option to change after a failed bind: the host for a name or address not of this machine."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return "give --host a name or address of this machine (127.0.0.1, 0.0.0.0 for every interface)"
+    return "pick another --port"
+
+
 class DashboardServer:
     """A running (bound, not yet serving) dashboard; use :meth:`serve_forever` or :meth:`start_thread`.
 
@@ -93,7 +101,8 @@ class DashboardServer:
         try:
             self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
         except OSError as exc:
-            raise DashboardError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port") from exc
+            reason = exc.strerror or exc
+            raise DashboardError(f"cannot listen on {host}:{port}: {reason}; {_listen_advice(exc)}") from exc
         except UnicodeError as exc:  # socket.getaddrinfo on an unencodable host name
             raise DashboardError(f"cannot listen on '{host}': {exc}") from exc
         self.host = host

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "plot":
         from aaf_search.activations.plot import plot_activations
+        from aaf_search.outdir import check_out_dir
 
+        check_out_dir(args.out)
         paths = plot_activations(args.out)
         print(f"wrote {len(paths)} figures to {args.out} (overview: {args.out / 'overview.png'})")
         return 0

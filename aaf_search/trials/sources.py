@@ -265,7 +265,8 @@ def _torchvision_download(folder: str, root: Path) -> None:
         for train in (True, False):
             dataset_class(str(root), train=train, download=True)
     except (RuntimeError, OSError) as exc:  # URLError is an OSError; torchvision raises RuntimeError on bad md5
-        raise DataError(f"downloading {folder} into '{root}' failed: {exc}") from exc
+        reason = " ".join(str(exc).split())  # torchvision's message takes a line per mirror tried
+        raise DataError(f"downloading {folder} into '{root}' failed: {reason}") from exc
 
 
 def _torchvision_class(folder: str) -> Any:

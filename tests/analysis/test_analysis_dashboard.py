@@ -84,6 +84,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     with start_dashboard(url, port=0) as busy:
         assert main(["dashboard", "--storage", url, "--port", str(busy.port)]) == 2
         assert "pick another --port" in capsys.readouterr().err
+    # 203.0.113.7 (a documentation address) is no address of this machine: the host is what to change
+    assert main(["dashboard", "--storage", url, "--host", "203.0.113.7", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give --host a name or address of this machine" in err
 
 
 def test_is_loopback() -> None:

@@ -239,14 +239,22 @@ def test_download_goes_through_torchvision(tmp_path: Path, monkeypatch: pytest.M
     assert calls and all(download for _, _, download in calls) and calls[0][0] == str(tmp_path)
 
 
-def test_failed_download_is_a_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_download_is_a_one_line_data_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Offline:
         def __init__(self, root: str, *, train: bool, download: bool) -> None:
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+            # torchvision's message, one line per mirror tried
+            raise RuntimeError(
+                "Error downloading train-images-idx3-ubyte.gz:\nTried https://a.example/mnist/, got:\n"
+                "<urlopen error [Errno -2] Name or service not known>\n"
+            )
 
     monkeypatch.setattr(sources, "_torchvision_class", lambda folder: Offline)
-    with pytest.raises(DataError, match="downloading MNIST"):
+    with pytest.raises(DataError) as raised:
         load_data(DataConfig(name="mnist", root=str(tmp_path), download=True))
+    assert str(raised.value) == (
+        f"downloading MNIST into '{tmp_path}' failed: Error downloading train-images-idx3-ubyte.gz: "
+        "Tried https://a.example/mnist/, got: <urlopen error [Errno -2] Name or service not known>"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
