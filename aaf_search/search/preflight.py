@@ -45,8 +45,9 @@ def sample_once(space: SearchSpace, trial: optuna.Trial, defaults: SpaceDefaults
             raise
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{Path(frame.filename).name}:{frame.lineno}"
+        message = " ".join(str(exc).split())
         raise SpaceError(
-            f"space '{space.source or space.name}' failed on a sample trial: {type(exc).__name__}: {exc} ({where})"
+            f"space '{space.source or space.name}' failed on a sample trial: {type(exc).__name__}: {message} ({where})"
         ) from None
 
 
