@@ -79,4 +79,5 @@ def run(args: argparse.Namespace) -> int:
     )
     outcome = run_search(settings, stream=sys.stderr)
     print(summarize(outcome, settings.storage))
-    return 0
+    # Not a user mistake (2): the trials failed. A script that goes on to train best.yaml should stop here.
+    return 1 if outcome.gave_up else 0

@@ -50,6 +50,7 @@ class SearchOutcome:
     space: SearchSpace
     run_dir: Path
     best_path: Path | None  # the exported best config; None when no trial completed
+    gave_up: bool = False  # stopped short of --trials because a whole round of trials failed
 
 
 def run_search(
@@ -61,6 +62,8 @@ def run_search(
         raise UserError(f"--trials must be > 0, got {settings.trials}")
     if settings.epochs is not None and settings.epochs < 1:
         raise UserError(f"--epochs must be > 0, got {settings.epochs}")
+    if settings.study is not None and not settings.study.strip():
+        raise UserError("--study must not be empty; leave it out to name the study after the space")
     space = resolve_space(settings.space)
     defaults = space.defaults.replace(
         model=settings.model,
@@ -144,7 +147,7 @@ def run_search(
     finally:
         progress.close()
     best_path = write_export(run_dir / "best.yaml", study) if ranked(study) else None
-    return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path)
+    return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path, gave_up=session.gave_up)
 
 
 def check_single_writer(storage: BaseStorage, url: str, name: str) -> None:

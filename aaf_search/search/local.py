@@ -59,7 +59,7 @@ class LocalBackend:
                 session.progress.note(f"interrupted: the running trial was marked FAIL ({INTERRUPTED})")
                 raise
             if streak.gave_up:
-                session.progress.note(f"stopping: the last {streak.in_a_row} trials all failed")
+                session.give_up(streak)
                 return
 
 

@@ -86,7 +86,7 @@ class StudySearcher(Searcher):
         if self.abort_reason is not None:
             return Searcher.FINISHED
         if self._streak.gave_up:
-            self.session.progress.note(f"stopping: the last {self._streak.in_a_row} trials all failed")
+            self.session.give_up(self._streak)
             return Searcher.FINISHED
         if remaining - self.running <= 0 or (self.session.shared and not self._slot_open()):
             # Enough trials in flight; stay open while any runs, since a failed one must be replaced.

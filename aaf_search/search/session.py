@@ -75,6 +75,12 @@ class SearchSession:
     runner: TrialRunner
     resources: Resources
     shared: bool = False  # other processes may search the study too (a journal file or an RDB server)
+    gave_up: bool = False  # the backend stopped on a failure streak, short of the target
+
+    def give_up(self, streak: FailureStreak) -> None:
+        """Stop for good after ``streak`` (the backends' shared rule): say why, and remember it for the exit code."""
+        self.gave_up = True
+        self.progress.note(f"stopping: the last {streak.in_a_row} trials all failed")
 
     def remaining(self) -> int:
         return max(self.target - count_finished(self.study), 0)

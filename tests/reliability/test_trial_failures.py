@@ -17,6 +17,7 @@ import torch
 from faults import search_fakes
 from optuna.trial import TrialState
 
+from aaf_search.cli import main
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search
@@ -68,6 +69,7 @@ def test_failing_trials_keep_their_reason_and_the_search_reaches_its_target() ->
     # Never three failures in a row (the 3 trials this session set out to run), which would end the search.
     outcome = run_search(settings(trials=3), runner=runner, stream=stream)
 
+    assert not outcome.gave_up
     study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE", "FAIL", "FAIL", "COMPLETE"]
     reasons = [
@@ -90,10 +92,27 @@ def test_failing_trials_keep_their_reason_and_the_search_reaches_its_target() ->
 def test_a_round_of_failures_only_stops_the_search() -> None:
     crash = RuntimeError("CUDA error: an illegal memory access was encountered")
     stream = io.StringIO()
-    run_search(settings(trials=2), runner=FailingRunner({0: crash, 1: crash}), stream=stream)
+    outcome = run_search(settings(trials=2), runner=FailingRunner({0: crash, 1: crash}), stream=stream)
+    assert outcome.gave_up
     study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
     assert "stopping: the last 2 trials all failed" in stream.getvalue()
+
+
+def test_a_search_that_gives_up_exits_1_even_on_a_study_with_a_best_trial(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_search(settings(trials=1), runner=FakeRunner(), stream=io.StringIO())
+    crash = RuntimeError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr("aaf_search.search.driver._run_trial", lambda: FailingRunner({0: crash, 1: crash}))
+    args = ["--space", "trainable_zoo", "--backend", "local", "--sampler", "random", "--pruner", "none"]
+    # The study already held one complete trial: its best.yaml is exported, yet this run trained nothing.
+    code = main([*args, "--storage", STORAGE, "--epochs", "2", "--seed", "3", "--trials", "3"])
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert "stopping: the last 2 trials all failed" in err
+    assert "1 complete, 0 pruned, 2 failed (2 error)" in out
+    assert "best config: aaf-runs/trainable_zoo/best.yaml" in out
 
 
 def test_a_user_error_in_a_trial_stops_the_search_with_its_message() -> None:

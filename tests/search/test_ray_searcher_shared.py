@@ -1,4 +1,5 @@
-"""The Ray searcher on a study other processes search too: it claims trials as the local backend does."""
+"""The Ray searcher, called as Ray calls it: on a study other processes search too it claims trials as the
+local backend does, and it gives up after a round of failures by the local backend's rule."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from aaf_search.search.storage import open_storage
 from aaf_search.spaces import CATALOG
 
 
-def shared_searcher(tmp_path: Path, target: int, running_elsewhere: int) -> tuple[StudySearcher, io.StringIO]:
+def shared_searcher(
+    tmp_path: Path, target: int, running_elsewhere: int, *, shared: bool = True
+) -> tuple[StudySearcher, io.StringIO]:
     """A searcher for a ``target``-trial study of which other processes already run ``running_elsewhere``."""
     study = optuna.create_study(storage=open_storage(f"journal:{tmp_path / 'study.log'}"), direction="maximize")
     for _ in range(running_elsewhere):
@@ -37,7 +40,7 @@ def shared_searcher(tmp_path: Path, target: int, running_elsewhere: int) -> tupl
         run_dir=tmp_path / "run",
         runner=FakeRunner(),
         resources=Resources(),
-        shared=True,
+        shared=shared,
     )
     return StudySearcher(session, threads=1, workdir=tmp_path), stream
 
@@ -67,3 +70,14 @@ def test_a_trial_asked_after_another_process_took_the_last_slot_fails_as_surplus
     surplus = searcher.session.study.trials[2]
     assert surplus.state == TrialState.FAIL and stored_category(surplus) == "surplus"
     assert "config" not in surplus.user_attrs  # given up before sampling
+
+
+def test_a_round_of_crashed_workers_finishes_the_search_as_given_up(tmp_path: Path) -> None:
+    searcher, stream = shared_searcher(tmp_path, target=2, running_elsewhere=0, shared=False)
+    assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
+    searcher.on_trial_complete("a", error=True)
+    assert not searcher.session.gave_up  # one failure in a row of the two this run set out to train
+    searcher.on_trial_complete("b", error=True)
+    assert searcher.suggest("c") == Searcher.FINISHED
+    assert searcher.session.gave_up
+    assert "stopping: the last 2 trials all failed" in stream.getvalue()

@@ -41,6 +41,7 @@ def snapshot(study: optuna.Study) -> tuple[object, ...]:
         (["--space", "trainable_zoo", "--backend", "slurm"], "unknown backend 'slurm'; choose one of: local"),
         (["--space", "trainable_zoo", "--trials", "0"], "aaf-search: error: --trials must be > 0, got 0"),
         (["--space", "trainable_zoo", "--epochs", "0"], "aaf-search: error: --epochs must be > 0, got 0"),
+        (["--space", "trainable_zoo", "--study", " "], "aaf-search: error: --study must not be empty; leave it out"),
         (["--space", "trainable_zoo", "--objectives", "params"], "--objectives must start with accuracy"),
         (["--space", "trainable_zoo", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
         (["--space", "trainable_zoo", "--sampler", "grid"], "sampler 'grid' needs finite choices"),
