@@ -252,6 +252,13 @@ def run_robust(
     """Re-train the top-K configurations and the baseline under every seed; reuse the runs already done."""
     stream = stream or sys.stderr
     check_settings(settings)
+    if len(settings.seeds) == 1:
+        # `--seeds 5` reads like "five seeds"; it is seed 5 alone, and the table's statistics need two.
+        print(
+            f"note: --seeds names one seed ({settings.seeds[0]}); confidence intervals and tests need at least "
+            f"two, e.g. --seeds {','.join(map(str, SEEDS))}",
+            file=stream,
+        )
     backend = make_backend(settings.backend)
     study = load_search_study(settings.storage, settings.study)
     space_name = str(study.user_attrs.get("space", study.study_name))

@@ -103,6 +103,15 @@ def test_rerun_reuses_complete_pairs_and_runs_only_new_seeds() -> None:
     assert len(companion_trials(STORAGE, "lincomb_bases")) == 9
 
 
+def test_a_single_seed_runs_with_a_note_that_statistics_need_two() -> None:
+    fake_search(STORAGE, trials=2)
+    runner = FakeRunner()
+    stream = io.StringIO()
+    run_robust(robust(runner, top_k=1, seeds=(5,)), runner=runner, stream=stream)
+    assert [c.seed for c in runner.configs] == [5, 5]  # seed 5, not five seeds
+    assert "note: --seeds names one seed (5); confidence intervals and tests need at least two" in stream.getvalue()
+
+
 def test_export_robust_round_trip() -> None:
     fake_search(STORAGE, trials=3)
     runner = FakeRunner()
