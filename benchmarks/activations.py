@@ -277,7 +277,9 @@ def machine(device: torch.device) -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    text = f"CPU: {cpu}, {torch.get_num_threads()} torch threads; torch {torch.__version__}"
+    # The vector ISA decides the transcendentals' cost (SLEEF's AVX-512 vs AVX2 code): runs on different ones differ.
+    kernels = torch.backends.cpu.get_cpu_capability()
+    text = f"CPU: {cpu} ({kernels} kernels), {torch.get_num_threads()} torch threads; torch {torch.__version__}"
     text += f"; Python {platform.python_version()}"
     if device.type == "cuda":
         text += f"; GPU: {torch.cuda.get_device_name(device)}"

@@ -83,7 +83,8 @@ def main() -> None:
     prefault_torch()
     torch.manual_seed(0)
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"machine: {platform.machine()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'unavailable'}; float32, channels-last, "
         f"batch {args.batch}; split used from {depthwise.SPLIT_MIN_ELEMENTS} input elements"
     )

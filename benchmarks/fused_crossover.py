@@ -106,7 +106,8 @@ def main() -> None:
     sizes = tuple(2**k for k in range(12, LARGEST[device.type] + 1))
     tune_malloc()
     prefault_torch()  # as trials run: see aaf_search.trials.prefault
-    where = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    kernels = torch.backends.cpu.get_cpu_capability()
+    where = f"{platform.machine()} ({kernels} kernels), {torch.get_num_threads()} threads"
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)
     print(f"machine: {where}, torch {torch.__version__}, {device.type} {str(dtype).removeprefix('torch.')} inputs")

