@@ -7,11 +7,12 @@
 One training step (forward, cross-entropy, backward, SGD step) of a 4-conv CIFAR-shaped network (input
 3x32x32, batch 128; fp32 on CPU, bf16 autocast on CUDA; weights in channels-last format, as trials
 train, or NCHW with ``--memory-format contiguous``) whose four activation slots all hold the same
-family (shape "layer"). Each family runs with the eager reference modules and with the fused kernels
-(``aaf_search.activations.set_implementation``); the same network with ReLU and with SiLU runs in the same
-session. Configurations are interleaved (one timing block of each per round, for ``--repeats`` rounds)
-and the median per configuration is reported, so a colleague's job on a shared CPU slows every
-configuration alike instead of one of them.
+family (shape "layer": one parameter set per slot; ``--shape channel``: one per channel, whose parameter
+gradients are per-channel sums; families without that shape keep "layer"). Each family runs with the
+eager reference modules and with the fused kernels (``aaf_search.activations.set_implementation``); the
+same network with ReLU and with SiLU runs in the same session. Configurations are interleaved (one
+timing block of each per round, for ``--repeats`` rounds) and the median per configuration is reported,
+so a colleague's job on a shared CPU slows every configuration alike instead of one of them.
 
 Saved memory is what autograd keeps for backward: the bytes of the unique storages packed by
 ``torch.autograd.graph.saved_tensors_hooks`` during one forward pass (so a tensor saved by two
@@ -108,12 +109,13 @@ class Setting:
     device: torch.device
     autocast: torch.dtype | None  # bf16 autocast on CUDA; None = plain fp32
     memory_format: torch.memory_format = torch.channels_last  # the format trials train in (trials/loop.py)
+    shape: str = "layer"  # the families' parameter shape, where a family supports it
 
     @property
     def name(self) -> str:
         precision = "bf16 autocast" if self.autocast is not None else "fp32"
         layout = "channels-last" if self.memory_format == torch.channels_last else "NCHW"
-        return f"{self.device.type} {precision}, {layout}"
+        return f"{self.device.type} {precision}, {layout}, shape {self.shape}"
 
 
 LSLU_SHELL = "silu+dwconv"
@@ -133,7 +135,8 @@ def make_config(family: str, impl: str, setting: Setting) -> Config:
     def make_act(channels: int) -> nn.Module:
         if family == LSLU_SHELL:
             return LsluShell(param_shape=(1,), channels=channels)
-        return activations.create(family, shape="layer", channels=channels)
+        shape = setting.shape if setting.shape in activations.get(family).shapes else "layer"
+        return activations.create(family, shape=shape, channels=channels)
 
     net = Net(make_act).to(setting.device, memory_format=setting.memory_format)
     return Config(family, impl, net, torch.optim.SGD(net.parameters(), lr=LR))
@@ -301,6 +304,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the network's weight format (default: channels_last, as trials train; the input stays NCHW)",
     )
     parser.add_argument(
+        "--shape",
+        choices=("layer", "channel"),
+        default="layer",
+        help="activation parameters per slot or per channel (families without 'channel' keep 'layer')",
+    )
+    parser.add_argument(
         "--malloc",
         choices=("tuned", "default"),
         default="tuned",
@@ -327,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pages = f"torch's read-only data mapped up front ({mapped / 2**20:.0f} MiB)" if mapped else "mapped on first touch"
     settings = []
     if args.device in ("all", "cpu"):
-        settings.append(Setting(torch.device("cpu"), None, FORMATS[args.memory_format]))
+        settings.append(Setting(torch.device("cpu"), None, FORMATS[args.memory_format], args.shape))
     if args.device in ("all", "cuda") and torch.cuda.is_available():
-        settings.append(Setting(torch.device("cuda"), torch.bfloat16, FORMATS[args.memory_format]))
+        settings.append(Setting(torch.device("cuda"), torch.bfloat16, FORMATS[args.memory_format], args.shape))
     for setting in settings:
         print(f"{machine(setting.device)}; malloc: {malloc}; pages: {pages}")
         print(f"network: 4 conv {WIDTHS} + linear, input {BATCH}x{'x'.join(map(str, IMAGE))}, SGD step")

@@ -298,8 +298,12 @@ def get_kernel(
                 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             tag = _tag(family, dtype, param_dtype, len(_CACHE))
             # dynamic=True: one graph for every batch size; size-1 dims (scalar parameters) stay static.
-            kernel.compiled_forward = torch.compile(_fresh(eager_forward, f"{tag}_fwd"), dynamic=True, fullgraph=True)
-            kernel.compiled_backward = torch.compile(_fresh(eager_backward, f"{tag}_bwd"), dynamic=True, fullgraph=True)
+            kernel.compiled_forward = torch.compile(
+                fresh_function(eager_forward, f"{tag}_fwd"), dynamic=True, fullgraph=True
+            )
+            kernel.compiled_backward = torch.compile(
+                fresh_function(eager_backward, f"{tag}_bwd"), dynamic=True, fullgraph=True
+            )
         _CACHE[key] = kernel
     return kernel
 
@@ -315,7 +319,7 @@ def _with_casts(forward: Forward, backward: Backward, work: torch.dtype) -> tupl
     return fused_forward, fused_backward
 
 
-def _fresh(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+def fresh_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """A copy of ``fn`` with its own code object (named ``name``).
 
     Dynamo caches compiled graphs on the code object and allows 8 per code object; every kernel shares

@@ -16,7 +16,7 @@ autograd of the reference modules by ``tests/activations/test_fused.py`` (gradch
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +34,24 @@ INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 TWO_STAGE_SUM_DEVICES = ("cuda",)
-"""Device types whose parameter-gradient sums run in two stages (see :func:`sum_to`)."""
+"""Device types whose parameter-gradient sums all run in two stages (see :func:`sum_to`)."""
+
+TWO_STAGE_PARTIAL_SUM_DEVICES = ("cpu",)
+"""Device types whose sums run in two stages when the parameter keeps a dimension (one value per channel)."""
+
+
+def reduced_dims(shape: Sequence[int], ndim: int) -> list[int]:
+    """The dims of an ``ndim``-dim gradient that a parameter of ``shape`` (broadcast to it) sums over."""
+    lead = ndim - len(shape)
+    return [*range(lead), *(lead + i for i, size in enumerate(shape) if size == 1)]
+
+
+def sums_in_two_stages(device_type: str, dims: Sequence[int], ndim: int) -> bool:
+    """Whether :func:`sum_to` sums over ``dims`` of an ``ndim``-dim gradient in two stages (see there)."""
+    if len(dims) < 2 or dims[0] != 0:
+        return False
+    partial = len(dims) < ndim
+    return device_type in TWO_STAGE_SUM_DEVICES or (partial and device_type in TWO_STAGE_PARTIAL_SUM_DEVICES)
 
 
 def sum_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
@@ -44,14 +61,20 @@ def sum_to(g: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
     from comparing with ``g``'s sizes: under ``torch.compile(dynamic=True)`` those are symbolic and a
     comparison would add a guard (and a recompile) per batch size.
 
-    On CUDA the sum runs in two stages, first over every reduced dim but the leading one, then over
-    that one. Inductor splits a reduction over many blocks only when its sizes are static; with
+    Two stages sum first over every reduced dim but the leading one, then over that one. On CUDA every
+    such sum does: Inductor splits a reduction over many blocks only when its sizes are static; with
     symbolic sizes a single block would sum all N·C·H·W elements (10x slower than eager at 2^24
     elements). Two stages give one block per leading index, then a short sum of N partial sums.
+    On the CPU only sums that keep a dimension do (a parameter per channel): in one stage Inductor
+    parallelises them over the kept channels, 8 at a time, and each task walks the whole channels-last
+    tensor for its 8 values (C/8 passes over memory, two tasks for 16 channels on any number of cores);
+    per sample, the tasks are N times as many and read a sample's block while it is in cache.
+    ``benchmarks/parameter_sums.py`` (the fused backward on the 4-conv network's four activation shapes,
+    channels-last, 2 threads): per channel, two stages took 0.49x (NormLinComb) to 1.00x (CosLU) the
+    one-stage time; per layer (a full sum) 1.14-1.49x, so full sums stay in one stage.
     """
-    lead = g.ndim - len(shape)
-    dims = [*range(lead), *(lead + i for i, size in enumerate(shape) if size == 1)]
-    if g.device.type in TWO_STAGE_SUM_DEVICES and len(dims) > 1 and dims[0] == 0:
+    dims = reduced_dims(shape, g.ndim)
+    if sums_in_two_stages(g.device.type, dims, g.ndim):
         g = g.sum(dims[1:], keepdim=True).sum(0, keepdim=True)
     elif dims:
         g = g.sum(dims, keepdim=True)

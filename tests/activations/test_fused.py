@@ -160,14 +160,33 @@ def test_channel_parameters_broadcast_over_dim_1_for_any_rank(name: str) -> None
 def test_two_stage_parameter_sums_equal_the_one_stage_sums(
     name: str, mode: ParamShape, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # CUDA sums parameter gradients in two stages; forced onto the CPU here, it must give the same sums.
+    # Which sums run in two stages depends on the device and the parameter's shape; forced either way
+    # on the CPU, the sums must agree.
     module = build_case(name, mode)
     x = case_input(name)
+    monkeypatch.setattr(fused_kernels, "TWO_STAGE_PARTIAL_SUM_DEVICES", ())
     _, one_stage = value_and_grads(module, x, "fused")
     monkeypatch.setattr(fused_kernels, "TWO_STAGE_SUM_DEVICES", ("cpu",))
     _, two_stage = value_and_grads(module, x, "fused")
     for two, one in zip(two_stage, one_stage, strict=True):
         torch.testing.assert_close(two, one, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("device", "param_shape", "two_stages"),
+    [
+        ("cpu", (1, 32, 1, 1), True),  # per channel: one stage walks memory once per 8 channels
+        ("cpu", (1,), False),  # per layer: one full sum is faster
+        ("cpu", (32, 8, 8), False),  # per neuron: a sum over the batch alone has no second stage
+        ("cuda", (1,), True),  # symbolic sizes would sum everything in one block
+        ("cuda", (1, 32, 1, 1), True),
+    ],
+)
+def test_parameter_sums_take_two_stages_where_measured_faster(
+    device: str, param_shape: tuple[int, ...], two_stages: bool
+) -> None:
+    dims = fused_kernels.reduced_dims(param_shape, 4)
+    assert fused_kernels.sums_in_two_stages(device, dims, 4) is two_stages
 
 
 def test_every_lincomb_basis_has_the_right_derivative() -> None:
