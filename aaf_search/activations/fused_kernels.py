@@ -269,12 +269,14 @@ def lincomb_kernels(bases: tuple[str, ...], normalised: bool) -> tuple[Forward, 
             slope = slope + w[i] * slopes[i]
         if not normalised:
             return (gy * slope, *(sum_to(gy * v, wi.shape) for v, wi in zip(values, w, strict=True)))
+        # ∂/∂w_i = Σ gy·(F_i - y)/D summed over the dims w_i broadcasts along, where w and D are constant:
+        # with S_i = Σ gy·F_i that is (S_i - Σ_j w_j S_j / D) / D, so y is never formed per element.
         inv = 1 / (_weight_sum(w) + EPS_SOFTSIGN)
-        y = values[0] * w[0]
+        sums = [sum_to(gy * v, wi.shape) for v, wi in zip(values, w, strict=True)]
+        weighted = sums[0] * w[0]
         for i in range(1, len(fns)):
-            y = y + w[i] * values[i]
-        y = y * inv
-        return (gy * slope * inv, *(sum_to(gy * (v - y) * inv, wi.shape) for v, wi in zip(values, w, strict=True)))
+            weighted = weighted + w[i] * sums[i]
+        return (gy * slope * inv, *((s - weighted * inv) * inv for s in sums))
 
     return forward, backward
 
