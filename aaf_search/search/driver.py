@@ -40,6 +40,7 @@ from aaf_search.search.study import (
 )
 from aaf_search.search.tables import lookup
 from aaf_search.spaces import SearchSpace, resolve_space
+from aaf_search.spaces.resolve import SPACE_FILE_SUFFIXES
 
 RUNS_DIR = Path("aaf-runs")
 
@@ -90,11 +91,19 @@ def run_search(
     trials_before = 0
     if check_compatible(storage, name, space.name, names):
         check_single_writer(storage, settings.storage, name)
+        attrs = existing_attrs(storage, name) or {}
         # The study's own seed wins: per-trial seeds must keep deriving from the seed it started with.
-        stored = (existing_attrs(storage, name) or {}).get("seed", settings.seed)
+        stored = attrs.get("seed", settings.seed)
         if stored != settings.seed:
             print(f"note: study '{name}' was started with --seed {stored}; continuing with it", file=stream)
         study_seed = int(stored)
+        started_from = attrs.get("space_source")
+        if space.source.endswith(SPACE_FILE_SUFFIXES) and started_from not in (None, space.source):
+            print(
+                f"note: study '{name}' was started from {started_from}; this search reads {space.source} "
+                "(a space file of the same name; --study NEW_NAME keeps them apart)",
+                file=stream,
+            )
         trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
     context = SamplerContext(space, defaults, len(objectives))
     # Processes started together on a shared storage see the same study: without their own seeds

@@ -202,7 +202,10 @@ def load_space_file(path: Path) -> SearchSpace:
         raise SpaceError(f"{where}: {exc}") from exc
     name = str(document.get("name") or path.stem)
     summary = str(document.get("summary") or f"user space from {path.name}")
-    return SearchSpace(name=name, summary=summary, suggest=suggest, defaults=defaults, source=str(path))
+    # The absolute path: a study records it, and a search continuing the study from another file of the
+    # same name says so (two directories' space.yaml would otherwise mix in one study unnoticed).
+    source = str(path.resolve())
+    return SearchSpace(name=name, summary=summary, suggest=suggest, defaults=defaults, source=source)
 
 
 TOP_TYPES: dict[str, type] = {

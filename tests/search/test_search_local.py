@@ -202,6 +202,22 @@ def test_two_python_spaces_whose_functions_share_a_name_keep_their_own_studies(
     assert names == ["leaf_spaces:suggest", "zoo_spaces:suggest"]
 
 
+def test_continuing_a_study_from_another_space_file_of_the_same_name_says_so(tmp_path: Path) -> None:
+    space_text = "model: dnn2\nparams:\n  - {name: opt/lr, target: optim.lr, type: float, low: 0.001, high: 0.01}\n"
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "space.yaml").write_text(space_text)
+    streams = []
+    for folder in ("first", "first", "second"):
+        stream = io.StringIO()
+        space = str(tmp_path / folder / "space.yaml")
+        run_search(settings(space=space, pruner="none", trials=1), runner=FakeRunner(), stream=stream)
+        streams.append(stream.getvalue())
+    assert "was started from" not in streams[1]  # the same file again
+    first, second = tmp_path / "first" / "space.yaml", tmp_path / "second" / "space.yaml"
+    assert f"note: study 'space' was started from {first}; this search reads {second}" in streams[2]
+
+
 def test_multi_objective_search_keeps_a_pareto_front() -> None:
     runner = FakeRunner()
     run_search(settings(objectives=("accuracy", "params"), sampler="nsga2", trials=4), runner=runner)
