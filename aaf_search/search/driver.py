@@ -98,7 +98,11 @@ def run_search(
             print(f"note: study '{name}' was started with --seed {stored}; continuing with it", file=stream)
         study_seed = int(stored)
         started_from = attrs.get("space_source")
-        if space.source.endswith(SPACE_FILE_SUFFIXES) and started_from not in (None, space.source):
+        if (
+            space.source.endswith(SPACE_FILE_SUFFIXES)
+            and started_from is not None
+            and not same_file(started_from, space.source)
+        ):
             print(
                 f"note: study '{name}' was started from {started_from}; this search reads {space.source} "
                 "(a space file of the same name; --study NEW_NAME keeps them apart)",
@@ -157,6 +161,11 @@ def run_search(
         progress.close()
     best_path = write_export(run_dir / "best.yaml", study) if ranked(study) else None
     return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path, gave_up=session.gave_up)
+
+
+def same_file(recorded: str, source: str) -> bool:
+    """Whether a study's recorded space file is ``source`` (a relative record is read from here)."""
+    return Path(recorded).resolve() == Path(source).resolve()
 
 
 def check_single_writer(storage: BaseStorage, url: str, name: str) -> None:

@@ -218,6 +218,17 @@ def test_continuing_a_study_from_another_space_file_of_the_same_name_says_so(tmp
     assert f"note: study 'space' was started from {first}; this search reads {second}" in streams[2]
 
 
+def test_a_space_file_recorded_by_a_relative_path_is_the_same_file_from_its_directory() -> None:
+    Path("space.yaml").write_text(
+        "model: dnn2\nparams:\n  - {name: opt/lr, target: optim.lr, type: float, low: 0.001, high: 0.01}\n"
+    )
+    study = run_search(settings(space="space.yaml", pruner="none", trials=1), runner=FakeRunner()).study
+    study.set_user_attr("space_source", "space.yaml")  # as versions before absolute paths recorded it
+    stream = io.StringIO()
+    run_search(settings(space="space.yaml", pruner="none", trials=2), runner=FakeRunner(), stream=stream)
+    assert "was started from" not in stream.getvalue()
+
+
 def test_multi_objective_search_keeps_a_pareto_front() -> None:
     runner = FakeRunner()
     run_search(settings(objectives=("accuracy", "params"), sampler="nsga2", trials=4), runner=runner)
