@@ -97,17 +97,7 @@ def run_search(
         if stored != settings.seed:
             print(f"note: study '{name}' was started with --seed {stored}; continuing with it", file=stream)
         study_seed = int(stored)
-        started_from = attrs.get("space_source")
-        if (
-            space.source.endswith(SPACE_FILE_SUFFIXES)
-            and started_from is not None
-            and not same_file(started_from, space.source)
-        ):
-            print(
-                f"note: study '{name}' was started from {started_from}; this search reads {space.source} "
-                "(a space file of the same name; --study NEW_NAME keeps them apart)",
-                file=stream,
-            )
+        note_other_space_file(name, attrs.get("space_source"), space, stream)
         trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
     context = SamplerContext(space, defaults, len(objectives))
     # Processes started together on a shared storage see the same study: without their own seeds
@@ -163,9 +153,20 @@ def run_search(
     return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path, gave_up=session.gave_up)
 
 
-def same_file(recorded: str, source: str) -> bool:
-    """Whether a study's recorded space file is ``source`` (a relative record is read from here)."""
-    return Path(recorded).resolve() == Path(source).resolve()
+def note_other_space_file(name: str, started_from: str | None, space: SearchSpace, stream: TextIO) -> None:
+    """Say so when study ``name``, started from space file ``started_from``, is continued from another file.
+
+    Space files are recorded by their absolute path; earlier versions recorded the path as given, so a
+    relative record is read from the current directory.
+    """
+    if not space.source.endswith(SPACE_FILE_SUFFIXES) or started_from is None:
+        return
+    if Path(started_from).resolve() != Path(space.source).resolve():
+        print(
+            f"note: study '{name}' was started from {started_from}; this search reads {space.source} "
+            "(a space file of the same name; --study NEW_NAME keeps them apart)",
+            file=stream,
+        )
 
 
 def check_single_writer(storage: BaseStorage, url: str, name: str) -> None:

@@ -23,6 +23,8 @@ from aaf_search.spaces import CATALOG
 from aaf_search.trials.report import TrialResult
 
 STORAGE = "sqlite:///runs/study.db"
+# A space file sampling the learning rate alone.
+LR_ONLY_SPACE = "model: dnn2\nparams:\n  - {name: opt/lr, target: optim.lr, type: float, low: 0.001, high: 0.01}\n"
 
 
 def settings(**changes: object) -> SearchSettings:
@@ -203,10 +205,9 @@ def test_two_python_spaces_whose_functions_share_a_name_keep_their_own_studies(
 
 
 def test_continuing_a_study_from_another_space_file_of_the_same_name_says_so(tmp_path: Path) -> None:
-    space_text = "model: dnn2\nparams:\n  - {name: opt/lr, target: optim.lr, type: float, low: 0.001, high: 0.01}\n"
     for folder in ("first", "second"):
         (tmp_path / folder).mkdir()
-        (tmp_path / folder / "space.yaml").write_text(space_text)
+        (tmp_path / folder / "space.yaml").write_text(LR_ONLY_SPACE)
     streams = []
     for folder in ("first", "first", "second"):
         stream = io.StringIO()
@@ -219,9 +220,7 @@ def test_continuing_a_study_from_another_space_file_of_the_same_name_says_so(tmp
 
 
 def test_a_space_file_recorded_by_a_relative_path_is_the_same_file_from_its_directory() -> None:
-    Path("space.yaml").write_text(
-        "model: dnn2\nparams:\n  - {name: opt/lr, target: optim.lr, type: float, low: 0.001, high: 0.01}\n"
-    )
+    Path("space.yaml").write_text(LR_ONLY_SPACE)
     study = run_search(settings(space="space.yaml", pruner="none", trials=1), runner=FakeRunner()).study
     study.set_user_attr("space_source", "space.yaml")  # as versions before absolute paths recorded it
     stream = io.StringIO()
