@@ -45,6 +45,9 @@ def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[
         "ci": [row["ci_low"], row["ci_high"]],
         "worst": row["worst"],
         "baseline_mean": best["baseline_mean"],
+        "baseline_diff": row["mean_diff"],
+        # a summary stored by a version before the paired interval has no such columns
+        "baseline_diff_ci": [row.get("diff_ci_low"), row.get("diff_ci_high")],
         "metric": companion.user_attrs.get("metric", "val_accuracy"),
         "study": study.study_name,
         "trial_number": row["source_trial"],

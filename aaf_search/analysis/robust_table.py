@@ -1,9 +1,10 @@
 """The robustness stage's results: per-configuration statistics over seeds, its files, and its study attrs.
 
 From the runs of :mod:`aaf_search.analysis.robust` and the companion trials that trained them, one row per
-configuration (baseline first): mean, std, 95 % bootstrap CI and worst over seeds; the paired t-test and
-Wilcoxon test against the baseline over the seeds both have, with Cohen's d_z; the rank in the search and
-over seeds. Then Kendall's τ between the two rankings and the robust best (:mod:`aaf_search.analysis.stats`).
+configuration (baseline first): mean, std, 95 % t interval and worst over seeds; the paired difference
+from the baseline over the seeds both have, with its 95 % t interval, the paired t-test, Wilcoxon test and
+Cohen's d_z; the rank in the search and over seeds. Then Kendall's τ between the two rankings and the
+robust best (:mod:`aaf_search.analysis.stats`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ ROBUST_COLUMNS = (
     "worst",
     "robust_rank",
     "mean_diff",
+    "diff_ci_low",
+    "diff_ci_high",
     "effect_size",
     "t_statistic",
     "t_p_value",
@@ -137,6 +140,8 @@ def _row(
         row.update(
             {
                 "mean_diff": paired.mean_diff,
+                "diff_ci_low": paired.diff_ci_low,
+                "diff_ci_high": paired.diff_ci_high,
                 "effect_size": paired.effect_size,
                 "t_statistic": paired.t_statistic,
                 "t_p_value": paired.t_p_value,
@@ -155,7 +160,7 @@ def _ranks(values: pd.Series, maximize: bool) -> pd.Series:
 def _best(configs: pd.DataFrame, baseline: Mapping[int, float], direction: stats.Direction) -> stats.RobustBest:
     if not baseline:
         nan = math.nan
-        return stats.RobustBest(None, nan, nan, nan, nan, "the baseline has no finished seed to compare with")
+        return stats.RobustBest(None, nan, nan, nan, nan, nan, "the baseline has no finished seed to compare with")
     baseline_mean = sum(baseline.values()) / len(baseline)
     table = configs.rename(columns={"label": "config"})
     return stats.robust_best(table, baseline_mean, direction=direction)
@@ -171,13 +176,17 @@ def percent(metric: str) -> bool:
 
 def display_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """A robustness table (:data:`ROBUST_COLUMNS`) as the seed papers print it: ``mean ± std`` (in % for
-    accuracies), CI, worst, and the paired tests against the baseline."""
+    accuracies), CI, worst, and the paired difference and tests against the baseline."""
     scale = 100.0 if percent(metric) else 1.0
     digits = 2 if percent(metric) else 4
     unit = " (%)" if percent(metric) else ""
 
     def number(value: float) -> str:
         return "" if pd.isna(value) else f"{value * scale:.{digits}f}"
+
+    def intervals(low: str, high: str) -> list[str]:
+        pairs = zip(table[low], table[high], strict=True)
+        return ["" if pd.isna(lo) else f"[{number(lo)}, {number(hi)}]" for lo, hi in pairs]
 
     return pd.DataFrame(
         {
@@ -188,13 +197,11 @@ def display_table(table: pd.DataFrame, metric: str) -> pd.DataFrame:
                 format_mean_std(m, s, digits=digits, scale=scale)
                 for m, s in zip(table["mean"], table["std"], strict=True)
             ],
-            "95% CI": [
-                "" if pd.isna(lo) else f"[{number(lo)}, {number(hi)}]"
-                for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
-            ],
+            "95% CI": intervals("ci_low", "ci_high"),
             "worst": [number(v) for v in table["worst"]],
             "n": table["n"],
             "Δ vs baseline": [number(v) for v in table["mean_diff"]],
+            "95% CI of Δ": intervals("diff_ci_low", "diff_ci_high"),
             "d_z": table["effect_size"],
             "p (t)": table["t_p_value"],
             "p (Wilcoxon)": table["wilcoxon_p_value"],

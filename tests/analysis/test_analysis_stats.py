@@ -8,17 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aaf_search.analysis.stats import (
-    SUMMARY_COLUMNS,
-    bootstrap_ci,
-    kendall_tau,
-    paired_comparison,
-    robust_best,
-    summarise,
-    summary_table,
-)
+from aaf_search.analysis.stats import kendall_tau, paired_comparison, robust_best, summarise, t_interval
 
-SMALL_BOOT = 2_000  # enough for the exact-quantile cases below, and fast
+T_975_2DF = 4.302652729911275  # the 97.5 % quantile of Student's t with 2 degrees of freedom
 
 
 def test_summarise_mean_std_worst_by_hand() -> None:
@@ -31,23 +23,24 @@ def test_summarise_mean_std_worst_by_hand() -> None:
     assert summarise([0.9, 0.92, 0.91], direction="minimize").worst == 0.92
 
 
-def test_bootstrap_ci_three_points_is_min_and_max() -> None:
-    # Of the 27 equally likely resamples, one has mean 0.90 and one 0.92 (p = 1/27 = 3.7% each, above
-    # the 2.5% tails), so the percentile interval's bounds are exactly the smallest and largest score.
-    low, high = bootstrap_ci([0.9, 0.92, 0.91])
-    assert (low, high) == (pytest.approx(0.90, abs=1e-12), pytest.approx(0.92, abs=1e-12))
+def test_t_interval_by_hand() -> None:
+    # mean 0.91, s = 0.01, n = 3: 0.91 ± t(0.975, 2 df) · 0.01 / √3
+    half = T_975_2DF * 0.01 / math.sqrt(3)
+    low, high = t_interval([0.9, 0.92, 0.91])
+    assert (low, high) == (pytest.approx(0.91 - half, abs=1e-12), pytest.approx(0.91 + half, abs=1e-12))
+    wide = t_interval([0.9, 0.92, 0.91], confidence=0.99)
+    assert wide[0] < low and wide[1] > high
+    assert t_interval([0.9, 0.9]) == (pytest.approx(0.9), pytest.approx(0.9))  # no spread, no width
 
 
-def test_bootstrap_ci_contains_mean_and_is_deterministic() -> None:
-    scores = [0.912, 0.905, 0.921, 0.899, 0.917]
-    first = bootstrap_ci(scores, n_boot=SMALL_BOOT, seed=7)
-    assert first == bootstrap_ci(scores, n_boot=SMALL_BOOT, seed=7)
-    assert first != bootstrap_ci(scores, n_boot=SMALL_BOOT, seed=8)
-    assert first[0] < np.mean(scores) < first[1]
-    assert min(scores) <= first[0] and first[1] <= max(scores)
-    # Wider confidence -> wider interval.
-    wide = bootstrap_ci(scores, n_boot=SMALL_BOOT, seed=7, confidence=0.99)
-    assert wide[0] <= first[0] and wide[1] >= first[1]
+@pytest.mark.parametrize("n", [3, 5])
+def test_t_interval_covers_the_true_mean_95_percent_of_the_time(n: int) -> None:
+    # 2000 samples of n normal scores: the coverage of a 95 % interval is within 1 point of 95 %
+    # (a percentile bootstrap gives about 75 % at n = 3 and 84 % at n = 5).
+    rng = np.random.default_rng(0)
+    samples = rng.normal(0.9, 0.01, size=(2000, n))
+    hits = [low <= 0.9 <= high for low, high in map(t_interval, samples)]
+    assert np.mean(hits) == pytest.approx(0.95, abs=0.01)
 
 
 def test_one_seed_has_no_spread_and_no_interval() -> None:
@@ -60,17 +53,6 @@ def test_one_seed_has_no_spread_and_no_interval() -> None:
 def test_summarise_rejects_empty_and_non_finite(bad: list[float]) -> None:
     with pytest.raises(ValueError):
         summarise(bad)
-
-
-def test_summary_table_columns_and_order() -> None:
-    table = summary_table({"a": [0.90, 0.91], "b": [0.95, 0.93], "c": [0.80, 0.82]}, n_boot=SMALL_BOOT)
-    assert list(table.columns) == list(SUMMARY_COLUMNS)
-    assert list(table["config"]) == ["b", "a", "c"]
-    assert table.loc[0, "mean"] == pytest.approx(0.94)
-    assert table.loc[0, "worst"] == 0.93
-    low = summary_table({"a": [1.0, 2.0], "b": [0.5, 0.7]}, direction="minimize", n_boot=SMALL_BOOT)
-    assert list(low["config"]) == ["b", "a"]
-    assert low.loc[0, "worst"] == 0.7
 
 
 def test_kendall_tau_reversed_identical_and_ties() -> None:
@@ -104,6 +86,8 @@ def test_paired_comparison_by_hand() -> None:
     assert p.effect_size == pytest.approx(2.0)
     assert p.t_statistic == pytest.approx(2 * math.sqrt(3))
     assert p.t_p_value == pytest.approx(1 - math.sqrt(6 / 7))
+    half = T_975_2DF / math.sqrt(3)
+    assert (p.diff_ci_low, p.diff_ci_high) == (pytest.approx(2 - half), pytest.approx(2 + half))
     # Wilcoxon, 3 positive differences: W- = 0, the most extreme of 2^3 sign patterns -> p = 2 / 8.
     assert p.wilcoxon_statistic == 0.0
     assert p.wilcoxon_p_value == pytest.approx(0.25)
@@ -135,6 +119,7 @@ def test_paired_comparison_degenerate_cases() -> None:
     assert math.isnan(constant.t_p_value) and math.isnan(constant.effect_size)
     assert constant.wilcoxon_p_value == pytest.approx(0.25)
     assert "sd 0" in constant.note
+    assert (constant.diff_ci_low, constant.diff_ci_high) == (pytest.approx(1.0), pytest.approx(1.0))
     with_zero = paired_comparison([1.0, 2.0, 3.0, 5.0], [1.0, 1.0, 1.0, 1.0])
     assert "1 zero difference" in with_zero.note
     with pytest.raises(ValueError, match="baseline"):
@@ -146,27 +131,29 @@ def _table() -> pd.DataFrame:
         {
             "config": ["A", "B", "C"],
             "mean": [0.93, 0.95, 0.92],
-            "ci_low": [0.915, 0.90, 0.921],
-            "ci_high": [0.945, 0.99, 0.925],
+            "mean_diff": [0.02, 0.04, 0.01],
+            "diff_ci_low": [0.005, -0.01, 0.002],
+            "diff_ci_high": [0.035, 0.09, 0.018],
         }
     )
 
 
 def test_robust_best_takes_best_mean_among_those_beating_the_baseline() -> None:
     best = robust_best(_table(), 0.91)
-    # A and C have lower bounds above 0.91; B has the best mean but its bound (0.90) does not beat it.
+    # A and C beat the baseline (their difference intervals lie above 0); B has the best mean but its
+    # interval reaches below 0.
     assert best.config == "A"
-    assert (best.mean, best.ci_low, best.ci_high) == (0.93, 0.915, 0.945)
-    assert "2 of 3" in best.reason
+    assert (best.mean, best.mean_diff, best.diff_ci_low, best.diff_ci_high) == (0.93, 0.02, 0.005, 0.035)
+    assert "2 of 3" in best.reason and "0.91" in best.reason
 
 
 def test_robust_best_none_with_reason() -> None:
-    none = robust_best(_table(), 0.925)
+    none = robust_best(_table().assign(diff_ci_low=[-0.01, -0.02, -0.001]), 0.925)
     assert none.config is None and math.isnan(none.mean)
     assert "0.925" in none.reason and "closest: C" in none.reason
     empty = robust_best(_table().iloc[:0], 0.9)
     assert empty.config is None and "no configuration" in empty.reason
-    no_ci = robust_best(_table().assign(ci_low=float("nan")), 0.5)
+    no_ci = robust_best(_table().assign(diff_ci_low=float("nan")), 0.5)
     assert no_ci.config is None and "2+ seeds" in no_ci.reason
 
 
@@ -175,22 +162,36 @@ def test_robust_best_minimize_uses_the_upper_bound() -> None:
         {
             "config": ["A", "B", "C"],
             "mean": [0.30, 0.25, 0.32],
-            "ci_low": [0.28, 0.1, 0.31],
-            "ci_high": [0.33, 0.45, 0.34],
+            "mean_diff": [-0.05, -0.1, -0.03],
+            "diff_ci_low": [-0.07, -0.25, -0.05],
+            "diff_ci_high": [-0.03, 0.05, -0.01],
         }
     )
     best = robust_best(losses, 0.35, direction="minimize")
-    assert best.config == "A"  # B's mean is lower but its upper bound 0.45 does not beat 0.35
-    assert robust_best(losses, 0.32, direction="minimize").config is None
+    assert best.config == "A"  # B's mean is lower but its interval reaches above 0
+    assert robust_best(losses.assign(diff_ci_high=0.01), 0.35, direction="minimize").config is None
 
 
-def test_robust_best_end_to_end_from_scores() -> None:
-    seeds = {"coslu": [0.95, 0.96, 0.955], "lslu": [0.99, 0.90, 0.995]}
-    baseline = summarise([0.93, 0.935, 0.925], n_boot=SMALL_BOOT)
-    table = summary_table(seeds, n_boot=SMALL_BOOT)
-    assert list(table["config"]) == ["lslu", "coslu"]  # lslu has the better mean, 0.9617 vs 0.955
-    # With three seeds the 95% interval spans the lowest to the highest score (see above): lslu's lower
-    # bound 0.90 is below the baseline mean 0.93, coslu's 0.95 is above it.
-    best = robust_best(table, baseline.mean)
-    assert best.config == "coslu"
-    assert best.ci_low == pytest.approx(0.95)
+def test_robust_best_reads_the_pairing_by_seed() -> None:
+    # Seeds move both runs together: "paired" is 0.004-0.006 above the baseline under every seed, yet
+    # its own interval reaches far below the baseline's mean. "unpaired" has the better mean but its gain is not
+    # consistent: under seed 3 it is below the baseline.
+    baseline = [0.90, 0.95, 0.92]
+    scores = {"paired": [0.904, 0.956, 0.925], "unpaired": [0.95, 0.97, 0.91]}
+    rows = []
+    for config, values in scores.items():
+        paired = paired_comparison(values, baseline)
+        rows.append(
+            {
+                "config": config,
+                "mean": np.mean(values),
+                "mean_diff": paired.mean_diff,
+                "diff_ci_low": paired.diff_ci_low,
+                "diff_ci_high": paired.diff_ci_high,
+            }
+        )
+    assert summarise(scores["paired"]).ci_low < np.mean(baseline)
+    best = robust_best(pd.DataFrame(rows), float(np.mean(baseline)))
+    assert best.config == "paired"
+    half = T_975_2DF * 0.001 / math.sqrt(3)  # differences 0.004, 0.006, 0.005: mean 0.005, sd 0.001
+    assert (best.diff_ci_low, best.diff_ci_high) == (pytest.approx(0.005 - half), pytest.approx(0.005 + half))
