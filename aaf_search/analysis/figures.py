@@ -339,9 +339,9 @@ class ShapeRow:
 
     ``init`` is what the trial config's ``ActivationSpec.init`` holds (a preset name, a dict of values,
     or ``None`` for the default). ``learned`` maps parameter names to a number or a list of numbers; the
-    per-epoch reports store one mean per parameter (:func:`learned_from_summary`), so for ``channel`` and
-    ``neuron`` shapes, and for vector parameters (LinComb's ``w``, LSLU's θ/ω, F-neuron's weights), the
-    drawn curve uses that mean and its title says so.
+    per-epoch reports store one mean per parameter (see :func:`aaf_search.analysis.shapes.learned_values`),
+    so for ``channel`` and ``neuron`` shapes, and for vector parameters (LinComb's ``w``, LSLU's θ/ω,
+    F-neuron's weights), the drawn curve uses that mean and its title says so.
     """
 
     slot: str
@@ -350,11 +350,6 @@ class ShapeRow:
     learned: Mapping[str, float | Sequence[float]] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     shape: ParamShape = "layer"
-
-
-def learned_from_summary(slot_summary: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """``{param: mean}`` from one slot of an ``EpochReport.activation_params`` ({param: {mean, min, max}})."""
-    return {name: float(stats["mean"]) for name, stats in slot_summary.items()}
 
 
 def _build(row: ShapeRow, init: InitSpec) -> Activation:

@@ -53,17 +53,6 @@ def format_mean_std(mean: float, std: float, *, digits: int = 2, scale: float = 
     return f"{text} ± {std * scale:.{digits}f}"
 
 
-def mean_std_column(
-    table: pd.DataFrame, *, mean: str = "mean", std: str = "std", digits: int = 2, scale: float = 1.0
-) -> pd.Series:
-    """The ``mean ± std`` strings of ``table``'s ``mean`` and ``std`` columns, one per row."""
-    cells = [
-        format_mean_std(float(m), float(s), digits=digits, scale=scale)
-        for m, s in zip(table[mean], table[std], strict=True)
-    ]
-    return pd.Series(cells, index=table.index, dtype=object)
-
-
 def _cell(value: object, float_format: str) -> str:
     if value is None:
         return NA

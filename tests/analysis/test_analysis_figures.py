@@ -124,9 +124,7 @@ def test_activation_shapes_initial_vs_learned(tmp_path: Path) -> None:
         # LSLU's element-wise series with θ = (2, 1, 1), ω = (0, 0, -0.5): g(x) = relu(2 relu(x) - 0.5)
         ShapeRow("features.1", "lslu", None, {"theta": [2.0, 1.0, 1.0], "omega": [0.0, 0.0, -0.5]}, {"n": 3}),
         ShapeRow("features.4", "coslu", "default", {"a": 0.5, "b": 2.0}, shape="channel"),
-        ShapeRow(
-            "classifier.1", "lincomb", None, figures.learned_from_summary({"w": {"mean": 0.3, "min": 0, "max": 1}})
-        ),
+        ShapeRow("classifier.1", "lincomb", None, {"w": 0.3}),
     ]
     fig = Figure(figsize=(9, 3))
     FigureCanvasAgg(fig)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aaf_search.analysis.tables import format_mean_std, mean_std_column, to_latex, to_markdown, write_table
+from aaf_search.analysis.tables import format_mean_std, to_latex, to_markdown, write_table
 
 
 def _frame() -> pd.DataFrame:
@@ -27,13 +27,6 @@ def test_format_mean_std_like_the_seed_papers() -> None:
     assert format_mean_std(0.912, 0.0035, digits=3) == "0.912 ± 0.004"
     assert format_mean_std(0.912, float("nan"), scale=100) == "91.20"  # one seed: no spread to show
     assert format_mean_std(float("nan"), 0.1) == ""
-
-
-def test_mean_std_column_keeps_the_index() -> None:
-    table = pd.DataFrame({"mean": [0.9, 0.8], "std": [0.01, 0.02]}, index=[3, 7])
-    column = mean_std_column(table, scale=100, digits=1)
-    assert list(column) == ["90.0 ± 1.0", "80.0 ± 2.0"]
-    assert list(column.index) == [3, 7]
 
 
 def test_markdown_exact() -> None:
