@@ -7,9 +7,12 @@ optimiser with an empty plan and base activation ``--baseline``), and trains eac
 
 The runs go through the same backends as a search: a :class:`RobustRecorder` hands each trial the next
 (config, seed, label) of a fixed queue instead of sampling a space, and a :class:`RobustSession` counts a
-failed run as done for this session, so a backend never asks for more trials than were queued. They land in
-the companion study ``<study>:robust`` of the same storage, each with user attrs ``source_trial``, ``label``,
-``seed`` and ``config``. Rerunning resumes: a (config, seed) pair already COMPLETE there is reused, not rerun.
+failed run as done for this session. Both backends take the number of trials still to run from the
+session's ``remaining()`` alone, so neither asks for more trials than were queued. They land in the
+companion study ``<study>:robust`` of the same storage, each with user attrs ``source_trial``, ``label``,
+``seed`` and ``config``, and the owner and heartbeat every search trial records (so that another process
+does not take a live run for a dead one). Rerunning resumes: a (config, seed) pair already COMPLETE there
+is reused, not rerun.
 The statistics and the files are :mod:`aaf_search.analysis.robust_table`'s job.
 """
 
@@ -32,7 +35,7 @@ from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
 from aaf_search.search.backends import Backend, default_backend, make_backend
-from aaf_search.search.driver import RUNS_DIR
+from aaf_search.search.driver import RUNS_DIR, check_single_writer
 from aaf_search.search.export import ranked, trial_config
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
@@ -170,11 +173,18 @@ def baseline_config(best: TrialConfig, baseline: str) -> TrialConfig:
 
 
 def plan_runs(chosen: Sequence[Candidate], seeds: Sequence[int], epochs: int | None) -> list[RobustRun]:
-    """Every (candidate, seed) pair, seed by seed, so an interrupted stage still has paired results."""
+    """Every (candidate, seed) pair, seed by seed, so an interrupted stage still has paired results.
+
+    The seed also seeds a pre-trained base model (seed 001's set-up): the spread over seeds is that of the
+    whole recipe, base training included, while the candidates under one seed still share one base
+    (cached), which keeps the comparison paired. A search keeps one base for all its trials instead.
+    """
     runs = []
     for seed in seeds:
         for candidate in chosen:
             config = candidate.config.replace(seed=seed)
+            if config.pretrain is not None:
+                config = config.replace(pretrain=dataclasses.replace(config.pretrain, seed=seed))
             if epochs is not None:
                 config = config.replace(epochs=epochs)
             runs.append(RobustRun(candidate, seed, config))
@@ -198,25 +208,26 @@ def _queued_only(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
 class RobustRecorder(TrialRecorder):
     """A :class:`TrialRecorder` whose trials take the next queued run instead of sampling a space.
 
-    ``start`` may be called from several threads (a Ray backend's driver): ``itertools.count`` hands out
-    each index once. Epochs, completion, pruning and failure are recorded exactly as in a search.
+    ``configure`` may be called from several threads (a Ray backend's driver): ``itertools.count`` hands
+    out each index once. The start (with owner and heartbeat), epochs, completion, pruning and failure are
+    recorded exactly as in a search.
     """
 
     runs: tuple[RobustRun, ...] = ()
     _cursor: itertools.count[int] = field(default_factory=itertools.count, compare=False, repr=False)
 
-    def start(self, trial: optuna.Trial) -> TrialConfig:
+    def configure(self, trial: optuna.Trial) -> tuple[TrialConfig, dict[str, Any]]:
         index = next(self._cursor)
         if index >= len(self.runs):
             raise RuntimeError(f"the backend asked for run {index + 1} of {len(self.runs)} queued")
         run = self.runs[index]
-        candidate = run.candidate
-        trial.set_user_attr(ATTR_SPACE, self.space.name)
-        trial.set_user_attr(ATTR_LABEL, candidate.label)
-        trial.set_user_attr(ATTR_SOURCE_TRIAL, candidate.source_trial)
-        trial.set_user_attr(ATTR_SEED, run.seed)
-        trial.set_user_attr(ATTR_CONFIG, run.config.to_dict())
-        return run.config
+        return run.config, {
+            ATTR_SPACE: self.space.name,
+            ATTR_LABEL: run.candidate.label,
+            ATTR_SOURCE_TRIAL: run.candidate.source_trial,
+            ATTR_SEED: run.seed,
+            ATTR_CONFIG: run.config.to_dict(),
+        }
 
 
 @dataclass
@@ -274,6 +285,7 @@ def run_robust(
     metric = str(study.user_attrs.get("metric", "val_accuracy"))
     direction = study.directions[0].name.lower()
     storage = open_storage(settings.storage)  # the companion lives beside the source study
+    check_single_writer(storage, settings.storage, robust_name(study.study_name))  # as a search does
     companion = open_study(
         storage,
         robust_name(study.study_name),

@@ -7,11 +7,13 @@ leaves an existing study exactly as it was.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 
 from aaf_search.errors import UserError
@@ -24,21 +26,24 @@ from aaf_search.search.preflight import check_precision, check_space
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner, make_pruner
 from aaf_search.search.recording import TrialRecorder
-from aaf_search.search.samplers import SAMPLERS, SamplerContext, make_sampler
+from aaf_search.search.rundir import check_run_dir, claim_run_dir, identify, inspect_run_dir, storage_label
+from aaf_search.search.samplers import SamplerContext, make_sampler
 from aaf_search.search.seeds import sampler_seed
 from aaf_search.search.session import SearchSession, TrialRunner
 from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import open_storage, several_writers
 from aaf_search.search.study import (
+    TASK_ATTRS,
     check_compatible,
+    check_same_distributions,
+    create_once,
     existing_attrs,
     fail_interrupted,
     live_trials,
-    open_study,
+    load_session,
     retry_interrupted,
     running_trials,
 )
-from aaf_search.search.tables import lookup
 from aaf_search.spaces import SearchSpace, resolve_space
 from aaf_search.spaces.resolve import SPACE_FILE_SUFFIXES
 
@@ -80,47 +85,38 @@ def run_search(
     backend = make_backend(settings.backend)
     backend.check(settings)
     pruner = make_pruner(choose_pruner(settings.pruner, len(objectives)), defaults.epochs)
-    lookup(SAMPLERS, settings.sampler, "sampler")
-    check_space(space, defaults)
+    context = SamplerContext(space, defaults, len(objectives))
+    # Built once now, to refuse a sampler that does not fit (cmaes with two objectives, a grid over a
+    # continuous parameter) before the study exists; the search's own is seeded from the study below.
+    make_sampler(settings.sampler, settings.seed, context)
+    distributions = check_space(space, defaults)
     name = settings.study or space.name
     run_dir = settings.out or RUNS_DIR / name
     check_out_dir(run_dir, "--out" if settings.out else "run directory")
 
     storage = open_storage(settings.storage)
-    study_seed = settings.seed
-    trials_before = 0
-    if check_compatible(storage, name, space.name, names):
-        check_single_writer(storage, settings.storage, name)
-        attrs = existing_attrs(storage, name) or {}
-        # The study's own seed wins: per-trial seeds must keep deriving from the seed it started with.
-        stored = attrs.get("seed", settings.seed)
-        if stored != settings.seed:
-            print(f"note: study '{name}' was started with --seed {stored}; continuing with it", file=stream)
-        study_seed = int(stored)
-        note_other_space_file(name, attrs.get("space_source"), space, stream)
-        trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
-    context = SamplerContext(space, defaults, len(objectives))
+    directions = [o.direction for o in objectives]
+    attrs = {
+        "space": space.name,
+        "space_source": space.source,
+        "objectives": names,
+        # The task (TASK_ATTRS): a later search continues the study only on the same one.
+        "model": defaults.model,
+        "dataset": defaults.dataset,
+        "epochs": defaults.epochs,
+        "metric": defaults.metric,
+        "seed": settings.seed,
+        "settings": settings.record(),
+    }
+    study_seed, trials_before = begin_study(
+        storage, settings, name, space, attrs, directions, distributions, run_dir, stream
+    )
     # Processes started together on a shared storage see the same study: without their own seeds
     # they would propose the same configurations, each trial trained twice.
     shared = several_writers(settings.storage)
     process = this_process() if shared else None
     sampling = make_sampler(settings.sampler, sampler_seed(study_seed, trials_before, process), context)
-
-    study = open_study(
-        storage,
-        name,
-        directions=[o.direction for o in objectives],
-        sampler=sampling.sampler,
-        pruner=pruner,
-        attrs={
-            "space": space.name,
-            "space_source": space.source,
-            "objectives": names,
-            "metric": defaults.metric,
-            "seed": study_seed,
-            "settings": settings.record(),
-        },
-    )
+    study = load_session(storage, name, sampler=sampling.sampler, pruner=pruner, settings=settings.record())
     interrupted = fail_interrupted(study, storage)
     if interrupted:
         print(f"note: marked {len(interrupted)} trial(s) left RUNNING by an interrupted run as FAIL", file=stream)
@@ -151,6 +147,58 @@ def run_search(
         progress.close()
     best_path = write_export(run_dir / "best.yaml", study) if ranked(study) else None
     return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path, gave_up=session.gave_up)
+
+
+def begin_study(
+    storage: BaseStorage,
+    settings: SearchSettings,
+    name: str,
+    space: SearchSpace,
+    attrs: dict[str, Any],
+    directions: list[str],
+    distributions: Mapping[str, BaseDistribution],
+    run_dir: Path,
+    stream: TextIO,
+) -> tuple[int, int]:
+    """Create study ``name`` with ``attrs``, or check that this search may continue it; claim ``run_dir``.
+
+    Returns the study's seed and how many trials it held. A refusal (another space, objectives or task,
+    a categorical parameter whose choices differ from the study's, a run directory of another study) comes
+    before anything is written to the study or the directory, except when another process creates the
+    study in between (then only this process's marker check runs after the creation).
+    """
+    label = storage_label(settings.storage)
+    found = inspect_run_dir(run_dir)  # before the study is looked up: see inspect_run_dir
+
+    def compatible() -> bool:
+        task = {key: attrs[key] for key in TASK_ATTRS}
+        if not check_compatible(storage, name, space.name, attrs["objectives"], task=task, directions=directions):
+            return False
+        check_same_distributions(storage, name, distributions)
+        return True
+
+    continuing = compatible()
+    check_run_dir(found, identify(storage, label, name) if continuing else None, name, label)
+    if continuing:
+        check_single_writer(storage, settings.storage, name)
+    elif not create_once(storage, name, directions, attrs):
+        # Another search created the study since compatible() looked: continue it as if it had been there,
+        # which also takes its seed (trial seeds derive from the stored one) or refuses its other task.
+        continuing = compatible()
+    claim_run_dir(run_dir, identify(storage, label, name))
+    return continued(storage, name, settings.seed, space, stream) if continuing else (settings.seed, 0)
+
+
+def continued(storage: BaseStorage, name: str, seed: int, space: SearchSpace, stream: TextIO) -> tuple[int, int]:
+    """The seed and trial count a search continues existing study ``name`` with (given ``--seed seed``)."""
+    stored = existing_attrs(storage, name) or {}
+    # The study's own seed wins: per-trial seeds must keep deriving from the seed it started with.
+    study_seed = stored.get("seed", seed)
+    if study_seed != seed:
+        print(f"note: study '{name}' was started with --seed {study_seed}; continuing with it", file=stream)
+    note_other_space_file(name, stored.get("space_source"), space, stream)
+    trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    return int(study_seed), trials_before
 
 
 def note_other_space_file(name: str, started_from: str | None, space: SearchSpace, stream: TextIO) -> None:

@@ -19,7 +19,7 @@ from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_CPU_THREADS, ATTR_SPACE
 from aaf_search.search.storage import open_storage
-from aaf_search.search.study import search_study_names, study_names
+from aaf_search.search.study import ROBUST_SUFFIX, search_study_names, study_names
 
 
 def load_study(storage_url: str, name: str | None) -> optuna.Study:
@@ -37,6 +37,10 @@ def load_study(storage_url: str, name: str | None) -> optuna.Study:
         name = searches[0]
     if name not in names:
         raise UserError(f"no study '{name}' in the storage; studies: {', '.join(names) or 'none'}")
+    if name.endswith(ROBUST_SUFFIX):
+        # Its trials are seed re-runs of a search's best, not proposals: their best is one lucky seed.
+        search = name[: -len(ROBUST_SUFFIX)]
+        raise UserError(f"study '{name}' holds the robustness runs of study '{search}'; use --study {search}")
     return optuna.load_study(study_name=name, storage=storage)
 
 

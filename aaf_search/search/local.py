@@ -6,7 +6,6 @@ For a laptop or a debugger; the study it leaves reads the same as the Ray backen
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Callable
 
 import optuna
@@ -14,7 +13,7 @@ import torch
 from optuna.trial import TrialState
 
 from aaf_search.errors import UserError
-from aaf_search.search.recording import INTERRUPTED, failure_category
+from aaf_search.search.recording import ERROR, INTERRUPTED, OOM, SURPLUS, NotFinite, exception_category
 from aaf_search.search.session import FailureStreak, SearchSession
 from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import first_line
@@ -66,6 +65,10 @@ class LocalBackend:
 class TrialFailed(Exception):
     """Raised by the objective after it recorded why a trial failed; Optuna marks the trial FAIL and goes on."""
 
+    def __init__(self, reason: str, category: str) -> None:
+        super().__init__(reason)
+        self.category = category  # as recorded, for the failure streak
+
 
 def make_objective(session: SearchSession, streak: FailureStreak) -> Callable[[optuna.Trial], float | list[float]]:
     """Optuna's objective: run the trial (:func:`trial_values`), then count its outcome into the session's
@@ -86,7 +89,7 @@ def make_objective(session: SearchSession, streak: FailureStreak) -> Callable[[o
             finished(trial, TrialState.PRUNED)
             raise
         except TrialFailed as exc:
-            finished(trial, TrialState.FAIL, category=failure_category(str(exc)))
+            finished(trial, TrialState.FAIL, category=exc.category)
             raise
         finished(trial, TrialState.COMPLETE, values[0])
         return values[0] if len(values) == 1 else values
@@ -105,8 +108,8 @@ def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
         # Another process claimed the last slot between this one's check and its ask: fail before
         # sampling, so the study holds no more finished trials than asked for.
         reason = session.surplus_reason()
-        recorder.failed(trial, reason, [])
-        raise TrialFailed(reason)
+        recorder.failed(trial, reason, [], category=SURPLUS)
+        raise TrialFailed(reason, SURPLUS)
     config = recorder.start(trial)
     history: list[EpochReport] = []
 
@@ -123,28 +126,27 @@ def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
     except UserError as exc:
         # The user's input (a data file, a plan that fits no slot): every trial would fail the same
         # way, so the search stops with the one-line message, and the trial says why it failed.
-        recorder.failed(trial, str(exc), history)
+        recorder.failed(trial, str(exc), history, category=ERROR)
         raise
     except KeyboardInterrupt:
-        recorder.failed(trial, INTERRUPTED, history)
+        recorder.failed(trial, INTERRUPTED, history, category=INTERRUPTED)
         raise
     except optuna.exceptions.StorageInternalError:
         raise  # the storage failed, not the trial: recording a reason would fail the same way
     except Exception as exc:  # anything the model or the training raised: this trial fails, the search goes on
         reason = str(exc) if isinstance(exc, TrialDiverged) else first_line(exc)
-        recorder.failed(trial, reason, history)
+        category = exception_category(exc)
+        recorder.failed(trial, reason, history, category=category)
         session.progress.note(f"trial {trial.number} failed: {reason}")
-        if failure_category(reason) == "oom":
+        if category == OOM:
             release_memory()
-        raise TrialFailed(reason) from exc
-    values = recorder.complete(trial, result)
-    if not all(math.isfinite(value) for value in values):
-        # Optuna would fail the trial without a word; this says why, and counts it as failed.
-        reason = f"objective values {values} are not all finite"
-        recorder.failed(trial, reason, result.history)
-        session.progress.note(f"trial {trial.number} failed: {reason}")
-        raise TrialFailed(reason)
-    return values
+        raise TrialFailed(reason, category) from exc
+    try:
+        return recorder.complete(trial, result)
+    except NotFinite as exc:  # Optuna would fail the trial without a word; this says why, and counts it as failed
+        recorder.failed(trial, str(exc), result.history, category=ERROR)
+        session.progress.note(f"trial {trial.number} failed: {exc}")
+        raise TrialFailed(str(exc), ERROR) from None
 
 
 def release_memory() -> None:

@@ -2,9 +2,11 @@
 
 The space resolves and the settings parse long before the first trial, but a wrong model name, data set,
 activation family or preset, or a data root without the files, would otherwise surface inside trial 0:
-after the study was created, with a FAIL trial in it. :func:`check_space` samples one configuration from
-the space in a throw-away in-memory study and checks every name in it against the registries, and the data
-files on disk, without building a model or reading a file.
+after the study was created, with a FAIL trial in it. :func:`check_space` samples the space in a
+throw-away in-memory study until every value of every categorical parameter was drawn (a typo in the
+second of two choices is found as surely as one in the first), and checks every name in each sample
+against the registries, and the data files on disk, without training or reading a file. A catalog
+space whose choices depend on the model's slots builds the model once to see them, nothing more.
 """
 
 from __future__ import annotations
@@ -14,21 +16,37 @@ from pathlib import Path
 
 import optuna
 import torch
+from optuna.distributions import BaseDistribution
 
 from aaf_search import activations
 from aaf_search.activations.registry import preset_values
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
+from aaf_search.search.ray_backend import cluster_address
 from aaf_search.search.settings import Resources
 from aaf_search.spaces import CATALOG, SearchSpace, SpaceDefaults, SpaceError
+from aaf_search.spaces.probe import every_choice
 from aaf_search.trials.data import check_data_files
 from aaf_search.trials.models import model_info
 
 
-def check_space(space: SearchSpace, defaults: SpaceDefaults) -> None:
-    """Raise the :class:`UserError` trial 0 would raise for a name or a data file; write nothing."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    check_trial(sample_once(space, study.ask(), defaults))
+def check_space(space: SearchSpace, defaults: SpaceDefaults) -> dict[str, BaseDistribution]:
+    """Raise the :class:`UserError` any trial would raise for a name or a data file; write nothing.
+
+    Continuous parameters are drawn at random: they set numbers, whose ranges the config checks when
+    it is built, never names. Returns the distribution of every parameter the probes met, for
+    :func:`~aaf_search.search.study.check_same_distributions`.
+    """
+    distributions: dict[str, BaseDistribution] = {}
+
+    def probe(trial: optuna.Trial) -> TrialConfig:
+        config = sample_once(space, trial, defaults)
+        distributions.update(trial.distributions)
+        return config
+
+    for config in every_choice(probe):
+        check_trial(config)
+    return distributions
 
 
 def sample_once(space: SearchSpace, trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
@@ -79,8 +97,9 @@ def check_trial(config: TrialConfig) -> None:
 def check_precision(precision: str, backend: str, resources: Resources) -> None:
     """fp16 trains on CUDA only: refuse it where no trial could get a GPU.
 
-    With a Ray cluster's address the GPUs may be on other machines (the trials find out); a Ray trial
-    given no GPU share (``--gpus-per-trial 0``) sees none even on a machine that has them.
+    With a Ray cluster's address (``--address`` or ``RAY_ADDRESS``, as the Ray backend resolves them) the
+    GPUs may be on other machines (the trials find out); a Ray trial given no GPU share
+    (``--gpus-per-trial 0``) sees none even on a machine that has them. The local backend trains here.
     """
     if precision != "fp16":
         return
@@ -89,5 +108,6 @@ def check_precision(precision: str, backend: str, resources: Resources) -> None:
             "precision fp16 needs a GPU in every trial and --gpus-per-trial 0 gives Ray trials none; "
             "give each trial a GPU share (e.g. --gpus-per-trial 0.5) or choose bf16 or fp32"
         )
-    if resources.address is None and not torch.cuda.is_available():
+    remote = backend == "ray" and cluster_address(resources.address) is not None
+    if not remote and not torch.cuda.is_available():
         raise UserError("precision fp16 needs a CUDA GPU and this machine has none; choose bf16 or fp32")

@@ -3,6 +3,12 @@
 It runs trials first in, first out and stops one when :meth:`StudySearcher.observe` says the pruner
 chosen with ``--pruner`` wants it pruned: the same pruner, on the same intermediate values, as with the
 local backend. It also forwards why a worker crashed, which Ray tells the scheduler but not the searcher.
+
+It never stops a trial at the last epoch of its budget
+(:meth:`~aaf_search.search.recording.TrialRecorder.epoch` ignores the pruner there): the worker still has
+to send its final result (test accuracy, parameter counts, run directory), and a trial stopped before that
+is told PRUNED. Ray's own ``ASHAScheduler`` with ``max_t`` = the epoch budget would do just that (``STOP``
+at ``max_t``), which is one reason this backend does not use it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ reads the same whichever backend ran it:
 - every epoch report goes to the trial (an intermediate value) and the Optuna pruner's answer is kept
   for :class:`~aaf_search.search.ray_scheduler.StudyPruningScheduler`, which stops the trial;
 - at the end a trial is told COMPLETE (the worker sent its final result), FAIL (it diverged, hit a user
-  error or crashed) or PRUNED (anything else: the scheduler stopped it), with its intermediate values.
+  error, crashed or ended with a NaN or infinite objective) or PRUNED (anything else: the scheduler
+  stopped it), with its intermediate values.
+
+How many trials are still missing is the session's to say (:meth:`SearchSession.remaining`): a search
+replaces a failed trial, the robustness stage counts a failed seed run as done.
 
 Ray calls the scheduler's ``on_trial_result`` *before* the searcher's (and skips the searcher's when the
 scheduler says stop), so the report happens in :meth:`StudySearcher.observe`, which whichever of them
@@ -31,10 +35,11 @@ from aaf_search import activations
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search import ray_trainable as wire
+from aaf_search.search.recording import ERROR, INTERRUPTED, SURPLUS, NotFinite, failure_category
 from aaf_search.search.session import FailureStreak, SearchSession
 from aaf_search.trials.data import get_dataset
 from aaf_search.trials.models import model_info
-from aaf_search.trials.report import EpochReport
+from aaf_search.trials.report import EpochReport, TrialResult
 
 
 @dataclass
@@ -47,7 +52,7 @@ class _Running:
 
 
 class StudySearcher(Searcher):
-    """Asks ``session.study`` for trials until it holds ``session.target`` finished ones.
+    """Asks ``session.study`` for trials until the session says none remain (:meth:`SearchSession.remaining`).
 
     ``threads`` is each worker's torch thread count and ``workdir`` the directory relative paths in
     trial configs refer to. :attr:`abort_reason` is set when a user error makes further trials
@@ -62,9 +67,10 @@ class StudySearcher(Searcher):
         self.abort_reason: str | None = None
         self._running: dict[str, _Running] = {}
         self._errors: dict[str, str] = {}  # Ray trial id -> why its worker crashed (from the scheduler)
-        # Finished trials the study still lacks, counted here: Ray calls suggest() on every turn of its
-        # loop while a slot is free, and reading the study each time would keep the driver's core busy.
-        # On a shared study other processes finish trials too: the count is re-read before each ask.
+        # Trials the study still lacks, as the session counts them, read again whenever a trial ends (a
+        # few ms even on SQLite): Ray calls suggest() on every turn of its loop while a slot is free, and
+        # reading the study each time would keep the driver's core busy. On a shared study other
+        # processes finish trials too: there the count is re-read before each ask.
         self._missing = session.remaining()
         self._others_run_the_rest = False  # shared study: every trial left is claimed by other processes
         # As many failures in a row as this session set out to run: a whole round, as the local backend
@@ -94,14 +100,14 @@ class StudySearcher(Searcher):
         trial = self.session.study.ask()
         if self.session.shared and self.session.surplus(trial.number):
             # Another process claimed the last slot between the claim and the ask (the local backend's rule).
-            self._tell_failed(_Running(trial), self.session.surplus_reason(), note=False)
+            self._tell_failed(_Running(trial), self.session.surplus_reason(), SURPLUS, note=False)
             self._others_run_the_rest = True
             return None if self.running else Searcher.FINISHED
         try:
             config = self.session.recorder.start(trial)
             preflight(config)
         except UserError as exc:
-            self._tell_failed(_Running(trial), str(exc))
+            self._tell_failed(_Running(trial), str(exc), ERROR)
             self.abort_reason = str(exc)
             return Searcher.FINISHED
         self._running[trial_id] = _Running(trial)
@@ -123,20 +129,22 @@ class StudySearcher(Searcher):
         result = result or {}
         error_reason = self._errors.pop(trial_id, None)
         if error:
-            self._tell_failed(running, error_reason or "the Ray worker failed (see error.txt under the run's ray/)")
+            reason = error_reason or "the Ray worker failed (see error.txt under the run's ray/)"
+            self._tell_failed(running, reason, failure_category(reason))  # only the text crossed from the worker
         elif result.get(wire.FINAL):
-            values = self.session.recorder.complete(running.trial, wire.decode_result(result))
-            self._finished(self.session.study.tell(running.trial, values))
+            self._complete(running, wire.decode_result(result))
         elif wire.FAILED in result:
-            self._tell_failed(running, str(result[wire.FAILED]))
-            if result.get(wire.USER_ERROR):
-                self.abort_reason = str(result[wire.FAILED])
+            reason = str(result[wire.FAILED])
+            user_error = bool(result.get(wire.USER_ERROR))
+            self._tell_failed(running, reason, ERROR if user_error else failure_category(reason))
+            if user_error:
+                self.abort_reason = reason
         elif self.abort_reason is not None:
-            self._tell_failed(running, f"stopped because another trial failed: {self.abort_reason}")
+            self._tell_failed(running, f"stopped because another trial failed: {self.abort_reason}", ERROR)
         else:
             # Stopped by the scheduler: the pruner said so at the last epoch it reported.
             self.session.recorder.pruned(running.trial, running.history)
-            self._finished(self.session.study.tell(running.trial, state=TrialState.PRUNED))
+            self._ended(self.session.study.tell(running.trial, state=TrialState.PRUNED))
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the study is the search's state, and resuming reads it (not Ray's state)."""
@@ -167,11 +175,11 @@ class StudySearcher(Searcher):
         self._errors[trial_id] = reason
 
     def abandon(self, reason: str) -> list[int]:
-        """Tell every trial still running FAIL with ``reason`` (Ray stopped them); return their numbers."""
+        """Tell every trial still running FAIL as interrupted, with ``reason`` (Ray stopped them); their numbers."""
         numbers = []
         for trial_id in list(self._running):
             running = self._running.pop(trial_id)
-            self._tell_failed(running, reason, note=False)
+            self._tell_failed(running, reason, INTERRUPTED, note=False)
             numbers.append(running.trial.number)
         return numbers
 
@@ -193,16 +201,25 @@ class StudySearcher(Searcher):
 
     # -- recording ----------------------------------------------------------------------------------
 
-    def _tell_failed(self, running: _Running, reason: str, *, note: bool = True) -> None:
-        self.session.recorder.failed(running.trial, reason, running.history)
+    def _complete(self, running: _Running, result: TrialResult) -> None:
+        try:
+            values = self.session.recorder.complete(running.trial, result)
+        except NotFinite as exc:
+            # Told as values, Optuna would fail the trial with only a warning; as the local backend does,
+            # it fails with its reason and a new trial replaces it.
+            self._tell_failed(_Running(running.trial, list(result.history)), str(exc), ERROR)
+            return
+        self._ended(self.session.study.tell(running.trial, values))
+
+    def _tell_failed(self, running: _Running, reason: str, category: str, *, note: bool = True) -> None:
+        self.session.recorder.failed(running.trial, reason, running.history, category=category)
         frozen = self.session.study.tell(running.trial, state=TrialState.FAIL)
         if note:
             self.session.progress.note(f"trial {running.trial.number} failed: {reason}")
-        self._streak.record(frozen)
-        self.session.progress.update(frozen, running=self.running)
+        self._ended(frozen)
 
-    def _finished(self, frozen: FrozenTrial) -> None:
-        self._missing -= 1
+    def _ended(self, frozen: FrozenTrial) -> None:
+        self._missing = self.session.remaining()
         self._streak.record(frozen)
         self.session.progress.update(frozen, running=self.running)
 

@@ -48,7 +48,7 @@ class FailureStreak:
         self.add(trial.state, stored_category(trial) if trial.state == TrialState.FAIL else None)
 
     def add(self, state: TrialState, category: str | None = None) -> None:
-        """Count one finished trial; ``category``: a failed one's (see ``recording.failure_category``)."""
+        """Count one finished trial; ``category``: a failed one's, as recorded (``fail_category``)."""
         if state != TrialState.FAIL:
             self.in_a_row = 0
         elif category != SURPLUS:
@@ -83,6 +83,7 @@ class SearchSession:
         self.progress.note(f"stopping: the last {streak.in_a_row} trials all failed")
 
     def remaining(self) -> int:
+        """Trials this session still has to run: the one count both backends go by (a FAIL is replaced)."""
         return max(self.target - count_finished(self.study), 0)
 
     def claim(self) -> Claim:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.storages import BaseStorage
@@ -21,12 +23,17 @@ from optuna.trial import FrozenTrial, TrialState
 from aaf_search import __version__
 from aaf_search.errors import UserError
 from aaf_search.search.liveness import is_stale
-from aaf_search.search.recording import ATTR_FAIL_CATEGORY, ATTR_FAIL_REASON, INTERRUPTED, stored_category
+from aaf_search.search.recording import (
+    ATTR_FAIL_CATEGORY,
+    ATTR_FAIL_REASON,
+    INTERRUPTED,
+    INTERRUPTED_REASON,
+    stored_category,
+)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 """The states that count towards ``--trials``; a FAIL trial is retried by a new trial, not counted."""
 
-INTERRUPTED_REASON = "left RUNNING by an interrupted run"
 ATTR_RETRY_OF = "retry_of"
 
 SESSION_PREFIX = "session/"  # + start time in ns (20 digits: sorts as it happened) + host + pid
@@ -77,11 +84,30 @@ def _settled_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
     return attrs
 
 
-def check_compatible(storage: BaseStorage, name: str, space: str, objectives: Sequence[str]) -> bool:
+TASK_ATTRS = {"model": "--model", "dataset": "--dataset", "epochs": "--epochs", "metric": "metric"}
+"""The study attrs that say what its scores measure, with how a search sets each.
+
+A study compares the scores of its trials (the sampler's history, the pruner's rungs, the ranking and
+best.yaml), so a search continues it only on the same task. Everything else may change between sessions:
+``--trials``, the sampler, the pruner, the backend and its resources, the precision, ``--data-root``.
+"""
+ATTR_UID = "study_uid"  # a uuid written at creation: tells a study from one made again under its name
+
+
+def check_compatible(
+    storage: BaseStorage,
+    name: str,
+    space: str,
+    objectives: Sequence[str],
+    *,
+    task: Mapping[str, Any] | None = None,
+    directions: Sequence[str] | None = None,
+) -> bool:
     """``True`` if study ``name`` exists and may be continued by this search, ``False`` if it is new.
 
-    Raises :class:`UserError`, before anything is written, when the study belongs to another space or
-    optimises other objectives: mixing them would make one study mean two searches.
+    Raises :class:`UserError`, before anything is written, when the study belongs to another space,
+    optimises other objectives, or was searched on another ``task`` (:data:`TASK_ATTRS`) or in other
+    ``directions``: mixing them would make one study mean two searches.
     """
     attrs = _settled_attrs(storage, name)
     if attrs is None:
@@ -99,7 +125,92 @@ def check_compatible(storage: BaseStorage, name: str, space: str, objectives: Se
             f"study '{name}' optimises {','.join(stored)}, not {','.join(objectives)}; "
             f"use --objectives {','.join(stored)} or --study NEW_NAME"
         )
+    study_directions = [d.name.lower() for d in storage.get_study_directions(storage.get_study_id_from_name(name))]
+    _check_task(name, attrs, study_directions, task or {}, list(directions or study_directions))
     return True
+
+
+def _check_task(
+    name: str, attrs: Mapping[str, Any], stored_directions: list[str], task: Mapping[str, Any], directions: list[str]
+) -> None:
+    # Studies made before the task was recorded lack its keys and are continued unchecked; their
+    # directions are Optuna's own and always there.
+    keys = [key for key in TASK_ATTRS if key in task and key in attrs and attrs[key] != task[key]]
+    if stored_directions != directions and "metric" not in keys:
+        keys.append("metric")
+    if not keys:
+        return
+
+    def describe(values: Mapping[str, Any], direction: str) -> str:
+        return ", ".join(
+            f"{TASK_ATTRS[key]} {values.get(key, '?')}" + (f" ({direction})" if key == "metric" else "") for key in keys
+        )
+
+    raise UserError(
+        f"study '{name}' was searched with {describe(attrs, stored_directions[0])}, not "
+        f"{describe(task, directions[0])}: their scores do not compare; use --study NEW_NAME for this search "
+        "(or the study's own settings to continue it)"
+    )
+
+
+def check_same_distributions(storage: BaseStorage, name: str, distributions: Mapping[str, BaseDistribution]) -> None:
+    """Refuse to continue study ``name`` with a space whose parameters Optuna cannot put beside its trials'.
+
+    Optuna fixes a categorical parameter's choices within a study (a space file given a third choice
+    would fail in the first trial that asks for it, with a traceback, and leave that trial FAIL); a
+    number's range may change. ``distributions`` are the space's, as the pre-flight probes met them.
+    """
+    stored: dict[str, BaseDistribution] = {}
+    for trial in storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False):
+        stored.update(trial.distributions)
+    for param, new in distributions.items():
+        old = stored.get(param)
+        if old is None:
+            continue
+        try:
+            optuna.distributions.check_distribution_compatibility(old, new)
+        except ValueError:
+            raise UserError(
+                f"study '{name}' sampled '{param}' from {_describe(old)}, and the space now samples it from "
+                f"{_describe(new)}; Optuna keeps a study's categorical choices fixed: use --study NEW_NAME"
+            ) from None
+
+
+def _describe(distribution: BaseDistribution) -> str:
+    if isinstance(distribution, CategoricalDistribution):
+        return f"choices [{', '.join(map(str, distribution.choices))}]"
+    return repr(distribution)
+
+
+def create_once(storage: BaseStorage, name: str, directions: Sequence[str], attrs: Mapping[str, Any]) -> bool:
+    """Create study ``name`` with ``attrs`` (and a new :data:`ATTR_UID`); ``False`` if it exists already.
+
+    The storage creates a study by name atomically, so of several processes starting together exactly
+    one creates it and writes its attrs; a check for the study followed by a create would let each
+    of them write its own (another process's seed, task or uid would win).
+    """
+    try:
+        study_id = storage.create_new_study([optuna.study.StudyDirection[d.upper()] for d in directions], name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    storage.set_study_user_attr(study_id, "aaf_search_version", __version__)
+    storage.set_study_user_attr(study_id, ATTR_UID, uuid.uuid4().hex)
+    # "space" last: a search starting beside this one reads the attrs as complete once it is there.
+    for key, value in sorted(attrs.items(), key=lambda item: item[0] == "space"):
+        storage.set_study_user_attr(study_id, key, value)
+    return True
+
+
+def load_session(
+    storage: BaseStorage, name: str, *, sampler: BaseSampler, pruner: BasePruner, settings: Mapping[str, Any]
+) -> optuna.Study:
+    """Load existing study ``name`` for a search session; record the session's ``settings`` (:func:`sessions`)."""
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    # A key per session, not one list read, extended and written back: two searches starting on the
+    # same study at once would each write the list back without the other's entry.
+    key = f"{SESSION_PREFIX}{time.time_ns():020d}-{socket.gethostname()}-{os.getpid()}"
+    study.set_user_attr(key, dict(settings))
+    return study
 
 
 def open_study(
@@ -116,25 +227,8 @@ def open_study(
     Call :func:`check_compatible` first; an existing study keeps the attrs it was created with. Every
     session adds its settings under a key of its own (see :func:`sessions`).
     """
-    created = existing_attrs(storage, name) is None
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
-    )
-    if created:
-        study.set_user_attr("aaf_search_version", __version__)
-        # "space" last: a search starting beside this one reads the attrs as complete once it is there.
-        for key, value in sorted(attrs.items(), key=lambda item: item[0] == "space"):
-            study.set_user_attr(key, value)
-    # A key per session, not one list read, extended and written back: two searches starting on the
-    # same study at once would each write the list back without the other's entry.
-    key = f"{SESSION_PREFIX}{time.time_ns():020d}-{socket.gethostname()}-{os.getpid()}"
-    study.set_user_attr(key, dict(attrs.get("settings", {})))
-    return study
+    create_once(storage, name, directions, attrs)
+    return load_session(storage, name, sampler=sampler, pruner=pruner, settings=attrs.get("settings", {}))
 
 
 def sessions(study: optuna.Study) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from aaf_search.config import ActivationSpec, PlanEntry, TrialConfig
-from aaf_search.spaces.common import Shape, suggest_adam, suggest_shape
+from aaf_search.spaces.common import Shape, suggest_adam, suggest_shape, tagged_slots
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults
 
 WHERE = ("gate", "layers", "both")
@@ -20,7 +20,9 @@ def suggest(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
 
     Params:
       act/where              gate (APA replaces the sigmoid of the attention gates), layers (AGLU in
-                             every other slot, gates keep the sigmoid) or both (the original SE-ResNet-32).
+                             every other slot, gates keep the sigmoid) or both (the original SE-ResNet-32);
+                             layers only on a model without attention gates (slots tagged
+                             attention_gate: se_resnet32, torchvision's SE networks).
       act/lambda_init        λ of APA/AGLU in [0.05, 1].
       act/gate/kappa_init    κ of the gate APA in [-1, 1] (when gates get APA).
       act/layer/kappa_init   κ of the layer AGLU in [0.5, 1.5] (when layers get AGLU).
@@ -28,7 +30,9 @@ def suggest(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
       act/trainable          learn λ and κ (the original) or keep them frozen at their init.
       opt/lr                 Adam learning rate, log-uniform in [1e-4, 1e-2].
     """
-    where = trial.suggest_categorical("act/where", WHERE)
+    gates = bool(tagged_slots(defaults, "attention_gate"))
+    # Without gates a gate placement has no slot to go to: its trial would fail, and stop the search.
+    where = trial.suggest_categorical("act/where", WHERE if gates else ("layers",))
     lam = trial.suggest_float("act/lambda_init", *LAMBDA_RANGE)
     shape = suggest_shape(trial, "act/shape", SHAPES)
     trainable = trial.suggest_categorical("act/trainable", (True, False))
@@ -43,7 +47,8 @@ def suggest(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
     else:
         # "all" above also matched the gates; a gate must stay bounded, so it gets its sigmoid back.
         gate = ActivationSpec("sigmoid")
-    plan.append(PlanEntry("tag:attention_gate", gate))
+    if gates:
+        plan.append(PlanEntry("tag:attention_gate", gate))
     return defaults.trial(plan=tuple(plan), optim=suggest_adam(trial))
 
 

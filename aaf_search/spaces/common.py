@@ -1,12 +1,14 @@
-"""Pieces shared by the catalog spaces: the optimiser block and a one-rule plan."""
+"""Pieces shared by the catalog spaces: the optimiser block, a one-rule plan, the model's tagged slots."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal, cast
 
 import optuna
 
 from aaf_search.config import ActivationSpec, OptimConfig, PlanEntry
+from aaf_search.spaces.space import SpaceDefaults
 
 Shape = Literal["network", "layer", "channel", "neuron"]
 
@@ -36,3 +38,21 @@ def everywhere(
     """A plan with one rule: ``family`` in the slots matched by ``select``."""
     spec = ActivationSpec(family=family, init=init, shape=shape, options=options or {}, trainable=trainable)
     return (PlanEntry(select=select, activation=spec),)
+
+
+def tagged_slots(defaults: SpaceDefaults, tag: str) -> list[str]:
+    """The slots of ``defaults.model`` (for ``defaults.dataset``'s inputs) tagged ``tag``, in model order.
+
+    For a space whose choices depend on where the model has slots: a trial of a choice the model has no
+    slot for would fail, and its error would stop the search.
+    """
+    return [name for name, tags in _slot_tags(defaults.model, defaults.dataset) if tag in tags]
+
+
+@lru_cache(maxsize=8)
+def _slot_tags(model: str, dataset: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    # Built once per process and model: suggest runs for every trial and every probe of the space.
+    # Imported here: listing or resolving a space needs no torch.
+    from aaf_search.trials.slots import dataset_slot_tags
+
+    return dataset_slot_tags(model, dataset)

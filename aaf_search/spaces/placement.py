@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 
 from aaf_search.config import ActivationSpec, PlanEntry, TrialConfig
-from aaf_search.spaces.common import suggest_adam
-from aaf_search.spaces.space import SearchSpace, SpaceDefaults
+from aaf_search.spaces.common import suggest_adam, tagged_slots
+from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 KEEP = "keep"  # leave the group's slots with the model's base activation
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -26,10 +26,17 @@ def suggest(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
       opt/lr           Adam learning rate, log-uniform in [1e-4, 1e-2].
 
     Each family is used at its default init with one parameter set per slot (shape "layer"); the
-    model's base activation stays ReLU. "keep" in both groups is the ReLU baseline.
+    model's base activation stays ReLU. "keep" in both groups is the ReLU baseline. A group the model
+    has no slot of (conv in an MLP, fc in a CIFAR ResNet or VanillaNet) is not searched.
     """
+    groups = {group: families for group, families in GROUPS.items() if tagged_slots(defaults, group)}
+    if not groups:
+        raise SpaceError(
+            f"space 'placement' places activations by slot group ({', '.join(GROUPS)}), and model "
+            f"'{defaults.model}' has no slot tagged {' or '.join(GROUPS)}"
+        )
     plan = []
-    for group, families in GROUPS.items():
+    for group, families in groups.items():
         family = trial.suggest_categorical(f"act/{group}/family", families)
         if family != KEEP:
             plan.append(PlanEntry(f"tag:{group}", ActivationSpec(family)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from aaf_search.config import OptimConfig, PretrainConfig, TrialConfig
-from aaf_search.spaces.common import Shape, everywhere, suggest_shape
+from aaf_search.spaces.common import Shape, everywhere, suggest_shape, tagged_slots
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults
 
 BASES = ("relu", "silu")
@@ -27,13 +27,16 @@ def suggest(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
 
     Params:
       act/base               relu or silu: the activation the base model is trained with.
-      act/family             ahaf, leaf (every slot) or fneuron (fully connected slots only).
+      act/family             ahaf, leaf (every slot) or fneuron (fully connected slots only, so only
+                             on a model that has some: not a CIFAR ResNet or VanillaNet).
       act/init/<family>      ahaf: as_relu, as_silu; leaf: as_relu, as_silu, as_tanh;
                              fneuron: tanh, random, ramp.
       act/shape              layer (the "_shared" variants) or neuron (one set per neuron).
     """
     base = trial.suggest_categorical("act/base", BASES)
-    family = trial.suggest_categorical("act/family", tuple(INITS))
+    # F-neuron goes into fully connected slots only: a model without any has no slot for it.
+    families = tuple(f for f in INITS if f != "fneuron" or tagged_slots(defaults, "fc"))
+    family = trial.suggest_categorical("act/family", families)
     init = trial.suggest_categorical(f"act/init/{family}", INITS[family])
     shape = suggest_shape(trial, "act/shape", SHAPES)
     select = "tag:fc" if family == "fneuron" else "all"

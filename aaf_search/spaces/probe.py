@@ -2,12 +2,15 @@
 
 Nothing is trained: ``suggest`` only asks for parameters and builds plain data, so a probe costs well
 under a millisecond per trial. :func:`sampled_params` feeds listings; :func:`grid` enumerates every
-path through the space's finite choices for the grid sampler.
+path through the space's finite choices for the grid sampler; :func:`every_choice` samples the space
+until every value of every categorical parameter was drawn, for the pre-flight check.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import optuna
@@ -16,6 +19,9 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 GRID_LIMIT = 10_000  # suggest() calls the grid enumeration may make before it gives up
+COVER_LIMIT = 1_000  # suggest() calls every_choice makes at most: beyond it a space is checked in part
+
+T = TypeVar("T")
 
 
 def _probe_study(seed: int = 0) -> optuna.Study:
@@ -59,17 +65,27 @@ def finite_values(distribution: BaseDistribution) -> list[Any] | None:
 
 
 def grid(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT) -> tuple[dict[str, list[Any]], int]:
-    """The union of every parameter's values over all paths of the space, and the number of paths.
+    """The union of every parameter's values over all paths of the space, and the number of paths."""
+    values, paths = _walk(space, defaults, limit)
+    return values, len(paths)
 
-    Depth-first over the space's branches: each probe fixes the parameters decided so far (through
+
+def grid_paths(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT) -> list[dict[str, Any]]:
+    """Every path through the space: the parameters one trial suggests on it, with their values, in order."""
+    return _walk(space, defaults, limit)[1]
+
+
+def _walk(space: SearchSpace, defaults: SpaceDefaults, limit: int) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
+    """Depth-first over the space's branches: each probe fixes the parameters decided so far (through
     ``enqueue_trial``) and branches on the first parameter it has not fixed, so a parameter that only
     exists under some choice (an LSLU length under ``lslu``) is found on the path that has it.
     Raises :class:`SpaceError` on a continuous parameter or a space with more than ``limit`` branches.
     """
     study = _probe_study()
     values: dict[str, list[Any]] = {}
+    paths: list[dict[str, Any]] = []
     stack: list[dict[str, Any]] = [{}]
-    probes = paths = 0
+    probes = 0
     while stack:
         fixed = stack.pop()
         probes += 1
@@ -79,6 +95,7 @@ def grid(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT
         trial = study.ask()
         space.sample(trial, defaults)
         distributions = dict(trial.distributions)
+        params = dict(trial.params)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         for name, distribution in distributions.items():
             if name not in values:
@@ -91,7 +108,41 @@ def grid(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT
                 values[name] = finite
         free = [name for name in distributions if name not in fixed]
         if not free:
-            paths += 1
+            paths.append(params)
             continue
         stack.extend({**fixed, free[0]: value} for value in reversed(values[free[0]]))
     return values, paths
+
+
+def every_choice(sample: Callable[[optuna.Trial], T], *, limit: int = COVER_LIMIT) -> list[T]:
+    """``sample``'s results on probe trials that between them take every value of every categorical parameter.
+
+    The first probe is a random draw. For each categorical value no probe has drawn yet, one more probe
+    fixes the parameters asked before it on the probe that found the parameter (so that it is asked
+    again: a conditional one only exists under its branch) and that value; the rest is random. That is
+    one probe per choice, not one per path, so a space of many parameters is covered in a few dozen.
+    At most ``limit`` probes: the rest of a space with more choices than that goes unchecked.
+    """
+    study = _probe_study()
+    seen: set[tuple[str, Any]] = set()  # (parameter, value) drawn or queued
+    queue: deque[dict[str, Any]] = deque([{}])
+    results: list[T] = []
+    while queue and len(results) < limit:
+        study.enqueue_trial(queue.popleft())
+        trial = study.ask()
+        try:
+            results.append(sample(trial))
+            params, distributions = dict(trial.params), dict(trial.distributions)
+        finally:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        asked_before: dict[str, Any] = {}
+        for name, value in params.items():  # in the order suggest asked them
+            distribution = distributions[name]
+            if isinstance(distribution, CategoricalDistribution):
+                seen.add((name, value))
+                for choice in distribution.choices:
+                    if (name, choice) not in seen:
+                        seen.add((name, choice))
+                        queue.append({**asked_before, name: choice})
+            asked_before[name] = value
+    return results

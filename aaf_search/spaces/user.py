@@ -2,9 +2,9 @@
 
 A space file lists the parameters to search and the config field each one writes::
 
-    # coslu_vs_relu.yaml: ``aaf-search --space coslu_vs_relu.yaml``
-    name: coslu_vs_relu          # optional; default the file name without .yaml (also the study name)
-    summary: CosLU or ReLU, per layer or shared, on DNN2
+    # coslu_vs_sinlu.yaml: ``aaf-search --space coslu_vs_sinlu.yaml``
+    name: coslu_vs_sinlu         # optional; default the file name without .yaml (also the study name)
+    summary: CosLU or SinLU, per layer or shared, on DNN2
     model: dnn2                  # the defaults; --model, --dataset, --epochs override them
     dataset: digits
     epochs: 3
@@ -19,7 +19,7 @@ A space file lists the parameters to search and the config field each one writes
       - name: act/family
         target: plan.0.activation.family       # dotted path into the trial config; numbers index lists
         type: categorical
-        choices: [coslu, relu]
+        choices: [coslu, sinlu]                # both have the parameter a that act/a_init sets
       - name: act/shape
         target: plan.0.activation.shape
         type: categorical
@@ -55,6 +55,9 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import os
+import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,9 +99,13 @@ class ParamSpec:
 
     def example(self) -> Any:
         """A valid value (the first choice or the low end), used to check the target when loading."""
+        return self.examples()[0]
+
+    def examples(self) -> tuple[Any, ...]:
+        """Every choice, or the low end of a range: the values the loading check builds a config with."""
         if self.type == "categorical":
-            return self.choices[0]
-        return int(self.low) if self.type == "int" else float(self.low)
+            return self.choices
+        return (int(self.low) if self.type == "int" else float(self.low),)
 
 
 @dataclass(frozen=True)
@@ -196,8 +203,14 @@ def load_space_file(path: Path) -> SearchSpace:
     except (SpaceError, TypeError) as exc:
         raise SpaceError(f"{where}: {exc}") from exc
     suggest = DeclarativeSpace(base=dict(base), params=params)
-    try:  # one build with every parameter at an example value catches a wrong target now, not in trial 7
-        suggest.build(defaults, {p.name: p.example() for p in params})
+    # A build with each choice of each parameter (the others at their first) catches a wrong target or a
+    # mistyped choice of a checked field (a shape 'chanel') now, not in trial 7. Registry names (a family
+    # 'cosslu') are the pre-flight check's, which sees the command line's model and data set too.
+    first = {p.name: p.example() for p in params}
+    try:
+        for param in params:
+            for value in param.examples():
+                suggest.build(defaults, {**first, param.name: value})
     except (ConfigError, SpaceError) as exc:
         raise SpaceError(f"{where}: {exc}") from exc
     name = str(document.get("name") or path.stem)
@@ -272,10 +285,13 @@ def load_space_function(spec: str) -> SearchSpace:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise SpaceError(f"--space '{spec}' must look like package.module:function")
+    _search_current_directory()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SpaceError(f"cannot import module '{module_name}' for --space '{spec}': {exc}") from exc
+    except Exception as exc:  # the user's module is broken (a SyntaxError, a failing top-level line): one line
+        raise SpaceError(f"cannot import module '{module_name}' for --space '{spec}': {_import_failure(exc)}") from None
     target = getattr(module, attribute, None)
     if target is None:
         raise SpaceError(f"module '{module_name}' has no attribute '{attribute}'")
@@ -288,6 +304,25 @@ def load_space_function(spec: str) -> SearchSpace:
     # Named by the whole spec, as typed: functions are often all called `suggest`, and two spaces of one
     # name would continue each other's study in the default storage.
     return SearchSpace(name=spec, summary=summary, suggest=target, defaults=SpaceDefaults(), source=spec)
+
+
+def _search_current_directory() -> None:
+    """Let a module in the current directory import, as under ``python -m``: a console script's
+    ``sys.path`` starts at its own directory instead. Last, so that no file here shadows an installed
+    package."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)
+
+
+def _import_failure(exc: Exception) -> str:
+    """``SyntaxError: expected ':' (badspace.py, line 1)``: the error and where in the user's files it is."""
+    if isinstance(exc, SyntaxError):
+        where = f"{Path(exc.filename or '?').name}, line {exc.lineno}"
+        return f"{type(exc).__name__}: {exc.msg} ({where})"
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message} ({Path(frame.filename).name}:{frame.lineno})"
 
 
 def _check_suggest_signature(spec: str, target: Callable[..., Any]) -> None:

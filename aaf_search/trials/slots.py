@@ -37,3 +37,22 @@ def iter_slots(model: nn.Module) -> Iterator[tuple[str, ActivationSlot]]:
     for name, module in model.named_modules():
         if isinstance(module, ActivationSlot):
             yield name, module
+
+
+def dataset_slot_tags(model: str, dataset: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The slots of ``model`` built for ``dataset``'s inputs, with their tags, in model order.
+
+    The inputs are raised to the model's smallest input size, as the data pipeline resizes them for a
+    trial (VanillaNet on 8x8 digits trains at 32x32): built at the data set's own size, such a model
+    refuses to be built at all.
+    """
+    # Imported here: the models import this module for ActivationSlot.
+    from aaf_search.trials.data import get_dataset
+    from aaf_search.trials.models import build_model, model_info
+
+    info = get_dataset(dataset)
+    channels, height, width = info.input_shape
+    least = model_info(model).min_input_size or 1
+    shape = (channels, max(height, least), max(width, least))
+    built = build_model(model, input_shape=shape, num_classes=info.num_classes)
+    return tuple((name, frozenset(slot.tags)) for name, slot in iter_slots(built))

@@ -1,22 +1,34 @@
-"""The robustness stage: top-K + baseline over seeds through the local backend, resume, files, export, errors."""
+"""The robustness stage: top-K + baseline over seeds through the local backend (and the Ray backend's searcher),
+resume, files, export, errors, and the owner every running robust trial records."""
 
 from __future__ import annotations
 
 import io
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from small_study import FAKE_THREADS, REAL_SEEDS, REAL_STUDY, FakeRunner, fake_accuracy, fake_search, real_study
 
-from aaf_search.analysis.robust import RobustSettings, parse_seeds, run_robust
+from aaf_search.analysis.robust import Candidate, RobustSettings, parse_seeds, plan_runs, run_robust
 from aaf_search.analysis.robust_table import ROBUST_COLUMNS, conclude
 from aaf_search.cli import main
-from aaf_search.config import load_yaml
+from aaf_search.config import PretrainConfig, TrialConfig, load_yaml
 from aaf_search.errors import UserError
+from aaf_search.search import ray_trainable as wire
+from aaf_search.search.liveness import is_stale, owner_record
+from aaf_search.search.ray_backend import RayBackend
+from aaf_search.search.ray_searcher import StudySearcher
+from aaf_search.search.session import SearchSession
 from aaf_search.search.storage import open_storage
+from aaf_search.search.study import running_trials
+from aaf_search.trials.report import TrialDiverged, TrialResult
 
 STORAGE = "journal:runs/study.log"  # a journal file: several times faster than SQLite's commit per attr
 
@@ -35,6 +47,76 @@ def robust(runner: FakeRunner, **changes: object) -> RobustSettings:
 
 def companion_trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=f"{study}:robust", storage=open_storage(url)).get_trials(deepcopy=False)
+
+
+@dataclass
+class DivergingRunner(FakeRunner):
+    """The fake runner, diverging in the first epoch of the (0-based) calls it lists."""
+
+    diverge_calls: frozenset[int] = frozenset()
+
+    def __call__(self, config: TrialConfig, **kwargs: Any) -> TrialResult:
+        if len(self.configs) in self.diverge_calls:
+            self.configs.append(config)
+            raise TrialDiverged(1, "loss is nan")
+        return super().__call__(config, **kwargs)
+
+
+def drive_like_ray(session: SearchSession, slots: int = 2) -> None:
+    """Ray Tune's loop around the searcher, in miniature: fill the free slots, then end the oldest trial.
+
+    A trial "runs" as ray_trainable.train_trial would on a worker: its final result, or ``failed``.
+    """
+    searcher = StudySearcher(session, threads=1, workdir=Path.cwd())
+    running: list[tuple[str, dict[str, Any]]] = []
+    for number in range(100):
+        trial_id = f"t{number}"
+        config = searcher.suggest(trial_id) if len(running) < slots else None
+        if config == Searcher.FINISHED:
+            return
+        if isinstance(config, dict):
+            running.append((trial_id, config))
+            continue
+        trial_id, config = running.pop(0)
+        try:
+            result = wire.final_metrics(session.runner(TrialConfig.from_dict(config[wire.CONFIG_KEY])))
+        except TrialDiverged as exc:
+            result = {wire.FAILED: str(exc)}
+        searcher.on_trial_complete(trial_id, result=result)
+    raise AssertionError("the searcher never said FINISHED")
+
+
+def test_a_failed_seed_run_with_the_ray_searcher_is_recorded_not_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_search(STORAGE, trials=2)
+    monkeypatch.setattr(RayBackend, "run", lambda self, session: drive_like_ray(session))
+    runner = DivergingRunner(diverge_calls=frozenset({0}))  # the baseline under seed 1
+    outcome = run_robust(robust(runner, top_k=1, backend="ray"), runner=runner, stream=io.StringIO())
+
+    # Baseline and the best configuration, under seeds 1 and 2: four runs, the failed one not run again.
+    assert (outcome.ran, len(runner.configs)) == (4, 4)
+    trials = companion_trials(STORAGE, "lincomb_bases")
+    assert [t.state for t in trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
+    assert trials[0].user_attrs["fail_reason"] == "trial diverged at epoch 1: loss is nan"
+
+
+def test_a_running_robust_trial_is_owned_so_another_process_leaves_it_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "sqlite:///runs/study.db"  # SQLite takes one writer: a second run on the study is refused
+    fake_search(url, trials=1)
+    seen: dict[str, Any] = {}
+
+    def look_from_another_process(config: TrialConfig, **kwargs: Any) -> TrialResult:
+        if not seen:  # while the first run trains
+            [trial] = running_trials(open_storage(url), "lincomb_bases:robust")
+            seen["owner"] = trial.user_attrs.get("owner")
+            seen["stale two minutes on"] = is_stale(trial.user_attrs, trial.datetime_start, now=time.time() + 120)
+            seen["second run"] = main(["robust", "--storage", url, "--top-k", "1", "--backend", "local"])
+        return runner(config, **kwargs)
+
+    runner = FakeRunner()
+    run_robust(robust(runner, storage=url, top_k=1), runner=look_from_another_process, stream=io.StringIO())
+    assert seen == {"owner": owner_record(), "stale two minutes on": False, "second run": 2}
+    assert "study 'lincomb_bases:robust' is being searched right now by pid" in capsys.readouterr().err
+    assert all("heartbeat" in t.user_attrs for t in companion_trials(url, "lincomb_bases"))
 
 
 def test_top_k_and_baseline_over_seeds_with_hand_values() -> None:
@@ -103,6 +185,18 @@ def test_rerun_reuses_complete_pairs_and_runs_only_new_seeds() -> None:
     assert len(companion_trials(STORAGE, "lincomb_bases")) == 9
 
 
+def test_each_seed_trains_its_own_base_model_shared_by_the_candidates() -> None:
+    swap = TrialConfig(model="dnn2", pretrain=PretrainConfig(epochs=1, seed=0))
+    chosen = [Candidate("#0", 0, swap, 0.9), Candidate("#1", 1, swap.replace(base_activation="silu"), 0.8)]
+    runs = plan_runs(chosen, seeds=(42, 100), epochs=None)
+    assert [(r.candidate.label, r.seed, r.config.seed, r.config.pretrain.seed) for r in runs] == [
+        ("#0", 42, 42, 42),
+        ("#1", 42, 42, 42),
+        ("#0", 100, 100, 100),
+        ("#1", 100, 100, 100),
+    ]
+
+
 def test_a_single_seed_runs_with_a_note_that_statistics_need_two() -> None:
     fake_search(STORAGE, trials=2)
     runner = FakeRunner()
@@ -132,6 +226,21 @@ def test_export_robust_round_trip() -> None:
     assert meta["score"] == pytest.approx(best["mean"])
     assert meta["trial_number"] == best["source_trial"]
     assert meta["cpu_threads"] == FAKE_THREADS  # so train --config retrains with the run's thread count
+    assert meta["baseline_diff"] == pytest.approx(best["mean_diff"])
+    assert meta["baseline_diff_ci"] == [pytest.approx(best["diff_ci_low"]), pytest.approx(best["diff_ci_high"])]
+
+
+@pytest.mark.parametrize("verb", ["export", "report", "robust"])
+def test_the_robustness_study_is_not_taken_for_a_search(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_search(STORAGE, trials=3)
+    runner = FakeRunner()
+    run_robust(robust(runner), runner=runner, stream=io.StringIO())
+    assert main([verb, "--storage", STORAGE, "--study", "lincomb_bases:robust"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "aaf-search: error: study 'lincomb_bases:robust' holds the robustness runs of study 'lincomb_bases'; "
+        "use --study lincomb_bases"
+    )
+    assert "lincomb_bases:robust:robust" not in optuna.get_all_study_names(open_storage(STORAGE))
 
 
 @pytest.mark.parametrize(

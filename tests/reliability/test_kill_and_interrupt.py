@@ -52,7 +52,14 @@ def test_sigkill_mid_trial_then_the_same_command_resumes(tmp_path: Path) -> None
     # Once more (in this process, with a runner that records what it is asked to train): nothing is left.
     runner = search_fakes().FakeRunner()
     settings = SearchSettings(
-        space="space.yaml", trials=3, sampler="random", pruner="none", storage=STORAGE, seed=5, retry_failed=True
+        space="space.yaml",
+        trials=3,
+        sampler="random",
+        pruner="none",
+        storage=STORAGE,
+        seed=5,
+        retry_failed=True,
+        epochs=40,
     )
     run_search(settings, runner=runner, stream=io.StringIO())
     assert runner.configs == [] and len(trials(STORAGE)) == 4

@@ -21,7 +21,9 @@ from aaf_search.cli import main
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search
-from aaf_search.search.recording import failure_category
+from aaf_search.search.recording import failure_category, stored_category
+from aaf_search.search.storage import open_storage
+from aaf_search.search.study import retry_interrupted
 from aaf_search.search.summary import summarize
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 
@@ -129,13 +131,51 @@ def test_a_user_error_in_a_trial_stops_the_search_with_its_message() -> None:
     [
         ("trial diverged at epoch 2: an activation parameter is not finite", "diverged"),
         ("OutOfMemoryError: CUDA out of memory (traceback: /runs/ray/error.txt)", "oom"),  # a Ray worker's
-        ("RayTaskError: worker ran out of memory", "oom"),
+        ("OutOfMemoryError: Task was killed due to the node running low on memory. (traceback: e.txt)", "oom"),
+        ("MemoryError (traceback: /runs/ray/error.txt)", "oom"),
+        ("AcceleratorError: CUDA error: out of memory", "oom"),  # cuBLAS or cuDNN, not torch's allocator
         ("left RUNNING by an interrupted run", "interrupted"),
         ("interrupted", "interrupted"),
         ("ActorDiedError: The actor died unexpectedly before finishing this task. (traceback: error.txt)", "worker"),
         ("not run: the study already holds or runs its 8 trials", "surplus"),
         ("ZeroDivisionError: division by zero", "error"),
+        # Only the anchored forms count, not the words anywhere in a message:
+        ("InterruptedError: [Errno 4] Interrupted system call", "error"),
+        ("RuntimeError: DataLoader worker (pid 4711) was interrupted (traceback: error.txt)", "error"),
+        ("ValueError: the plan would run out of memory on 8x8 inputs", "error"),
+        ("RayTaskError: worker ran out of memory", "error"),
     ],
 )
 def test_failure_categories(reason: str, category: str) -> None:
     assert failure_category(reason) == category
+
+
+def test_an_interrupted_system_call_is_an_error_that_retry_failed_leaves_alone() -> None:
+    # InterruptedError is an OS call giving up (EINTR), not the user's Ctrl-C: retried, it fails again.
+    runner = FailingRunner({0: InterruptedError(4, "Interrupted system call")})
+    run_search(settings(trials=2), runner=runner, stream=io.StringIO())
+    study = optuna.load_study(study_name="trainable_zoo", storage=STORAGE)
+    failed = study.trials[0]
+    assert (failed.user_attrs["fail_reason"], failed.user_attrs["fail_category"]) == (
+        "InterruptedError: [Errno 4] Interrupted system call",
+        "error",
+    )
+    assert retry_interrupted(study) == []
+
+
+def test_categories_stored_by_earlier_versions_are_read_by_the_exact_interrupt_reasons() -> None:
+    study = optuna.create_study(storage=open_storage(STORAGE), study_name="old")
+    written = [  # (fail_reason, fail_category) as earlier versions wrote them
+        ("left RUNNING by an interrupted run", None),  # before categories were stored
+        ("interrupted", "interrupted"),  # Ctrl-C with the local backend
+        ("RuntimeError: DataLoader worker (pid 4711) was interrupted", "interrupted"),  # read by substring then
+        ("OutOfMemoryError: CUDA out of memory", None),
+    ]
+    for reason, category in written:
+        trial = study.ask()
+        trial.set_user_attr("fail_reason", reason)
+        if category is not None:
+            trial.set_user_attr("fail_category", category)
+        study.tell(trial, state=TrialState.FAIL)
+    assert [stored_category(t) for t in study.trials] == ["interrupted", "interrupted", "error", "oom"]
+    assert retry_interrupted(study) == [0, 1]

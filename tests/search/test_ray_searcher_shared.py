@@ -1,9 +1,12 @@
 """The Ray searcher, called as Ray calls it: on a study other processes search too it claims trials as the
-local backend does, and it gives up after a round of failures by the local backend's rule."""
+local backend does, it gives up after a round of failures by the local backend's rule, and it fails and
+replaces a trial whose objective is not finite, as the local backend does."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 from pathlib import Path
 
 import optuna
@@ -12,6 +15,8 @@ from conftest import FakeRunner
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from aaf_search.config import TrialConfig
+from aaf_search.search import ray_trainable as wire
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.ray_searcher import StudySearcher
@@ -81,3 +86,25 @@ def test_a_round_of_crashed_workers_finishes_the_search_as_given_up(tmp_path: Pa
     assert searcher.suggest("c") == Searcher.FINISHED
     assert searcher.session.gave_up
     assert "stopping: the last 2 trials all failed" in stream.getvalue()
+
+
+def test_a_nan_objective_fails_with_its_reason_and_another_trial_replaces_it(tmp_path: Path) -> None:
+    searcher, stream = shared_searcher(tmp_path, target=2, running_elsewhere=0, shared=False)
+    first, second = searcher.suggest("a"), searcher.suggest("b")
+    assert isinstance(first, dict) and isinstance(second, dict)
+    # The worker trained trial 0 to the end, but its validation accuracy came out NaN.
+    result = FakeRunner()(TrialConfig.from_dict(first[wire.CONFIG_KEY]))
+    searcher.on_trial_complete("a", result=wire.final_metrics(dataclasses.replace(result, val_accuracy=math.nan)))
+
+    study = searcher.session.study
+    assert study.trials[0].state == TrialState.FAIL
+    assert study.trials[0].user_attrs["fail_reason"] == "objective values [nan] are not all finite"
+    assert stored_category(study.trials[0]) == "error"
+    assert "trial 0 failed: objective values [nan] are not all finite" in stream.getvalue()
+    third = searcher.suggest("c")  # the replacement: the study still lacks 2 finished trials
+    assert isinstance(third, dict) and third["number"] == 2
+    for trial_id, config in (("b", second), ("c", third)):
+        done = FakeRunner()(TrialConfig.from_dict(config[wire.CONFIG_KEY]))
+        searcher.on_trial_complete(trial_id, result=wire.final_metrics(done))
+    assert searcher.suggest("d") == Searcher.FINISHED
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]

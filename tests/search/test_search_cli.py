@@ -35,6 +35,24 @@ def snapshot(study: optuna.Study) -> tuple[object, ...]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--objectives", "accuracy,params", "--sampler", "cmaes"], "sampler 'cmaes' is single-objective"),
+        (["--sampler", "grid"], "sampler 'grid' needs finite choices"),
+    ],
+)
+def test_a_sampler_that_does_not_fit_is_refused_before_the_study_is_made(
+    existing_study: optuna.Study, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    capsys.readouterr()
+    assert main(["--space", "trainable_zoo", "--study", "fresh", "--epochs", "1", *args, "--storage", STORAGE]) == 2
+    assert message in capsys.readouterr().err
+    # A study made with this sampler's objectives would refuse every later search of that name.
+    assert optuna.get_all_study_names(STORAGE) == ["trainable_zoo"]
+    assert not Path("aaf-runs/fresh").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["--space", "nope"], "aaf-search: error: unknown space 'nope'; choose one of: lslu_depth, lincomb_bases"),
         (["--space", "trainable_zoo", "--sampler", "annealing"], "unknown sampler 'annealing'; choose one of: tpe,"),
         (["--space", "trainable_zoo", "--pruner", "patient"], "unknown pruner 'patient'; choose one of: asha,"),
@@ -44,11 +62,19 @@ def snapshot(study: optuna.Study) -> tuple[object, ...]:
         (["--space", "trainable_zoo", "--study", " "], "aaf-search: error: --study must not be empty; leave it out"),
         (["--space", "trainable_zoo", "--objectives", "params"], "--objectives must start with accuracy"),
         (["--space", "trainable_zoo", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
-        (["--space", "trainable_zoo", "--sampler", "grid"], "sampler 'grid' needs finite choices"),
+        (["--space", "trainable_zoo", "--epochs", "1", "--sampler", "grid"], "sampler 'grid' needs finite choices"),
         (["--space", "trainable_zoo", "--backend", "local", "--address", "10.0.0.1:6379"], "--address is a Ray option"),
         (
             ["--space", "leaf_init", "--study", "trainable_zoo"],
             "study 'trainable_zoo' was created by space 'trainable_zoo'",
+        ),
+        (
+            ["--space", "trainable_zoo", "--epochs", "3"],
+            "study 'trainable_zoo' was searched with --epochs 1, not --epochs 3: their scores do not compare",
+        ),
+        (
+            ["--space", "trainable_zoo", "--study", "zoo2", "--out", "aaf-runs/trainable_zoo"],
+            "run directory 'aaf-runs/trainable_zoo' belongs to study 'trainable_zoo' in sqlite:///",
         ),
         (["--space", "bad.yaml"], "space file 'bad.yaml': unknown key 'modle'"),
         (["--space", "trainable_zoo", "--trials", "x"], "aaf-search search: argument --trials: invalid int value: 'x'"),

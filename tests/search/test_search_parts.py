@@ -15,6 +15,7 @@ from aaf_search.search import BACKENDS, PRUNERS, SAMPLERS, SamplerContext, defau
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner
+from aaf_search.search.samplers import PathGridSampler
 from aaf_search.search.seeds import sampler_seed, trial_seed
 from aaf_search.search.storage import (
     SQLiteDatabase,
@@ -68,7 +69,7 @@ def test_cmaes_needs_its_package_or_says_so() -> None:
 def test_grid_capacity_is_the_number_of_paths() -> None:
     space = CATALOG["pretrained_swap"]
     sampling = make_sampler("grid", 1, SamplerContext(space, space.defaults))
-    assert isinstance(sampling.sampler, optuna.samplers.BruteForceSampler)
+    assert isinstance(sampling.sampler, PathGridSampler)
     assert sampling.capacity == 2 * (2 + 3 + 3) * 2  # base x (ahaf + leaf + fneuron inits) x shape
 
 

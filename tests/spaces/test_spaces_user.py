@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
 from pathlib import Path
 
 import optuna
 import pytest
 
+from aaf_search import activations
 from aaf_search.config import OptimConfig, TrialConfig
+from aaf_search.search.preflight import check_space
 from aaf_search.spaces import CATALOG, SearchSpace, SpaceError, resolve_space
 from aaf_search.spaces import user as user_module
-from aaf_search.spaces.probe import grid
+from aaf_search.spaces.probe import every_choice, grid
 
 
 def docstring_example() -> str:
@@ -29,18 +32,32 @@ def write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
 
 
 def test_docstring_example_loads_and_samples(tmp_path: Path) -> None:
-    space = resolve_space(str(write(tmp_path, docstring_example(), "coslu_vs_relu.yaml")))
-    assert space.name == "coslu_vs_relu"
+    space = resolve_space(str(write(tmp_path, docstring_example(), "coslu_vs_sinlu.yaml")))
+    assert space.name == "coslu_vs_sinlu"
     assert (space.defaults.model, space.defaults.epochs, space.direction) == ("dnn2", 3, "maximize")
     trial = optuna.trial.FixedTrial(
-        {"act/family": "relu", "act/shape": "network", "act/a_init": 1.5, "opt/lr": 0.003, "batch": 96}
+        {"act/family": "sinlu", "act/shape": "network", "act/a_init": 1.5, "opt/lr": 0.003, "batch": 96}
     )
     config = space.sample(trial)  # type: ignore[arg-type]
     assert config.model == "dnn2" and config.epochs == 3 and config.batch_size == 96
     assert config.optim == OptimConfig(lr=0.003)
     (entry,) = config.plan
-    assert (entry.select, entry.activation.family, entry.activation.shape) == ("all", "relu", "network")
+    assert (entry.select, entry.activation.family, entry.activation.shape) == ("all", "sinlu", "network")
     assert entry.activation.init == {"a": 1.5}
+
+
+def test_docstring_example_passes_the_checks_a_search_makes_and_builds(tmp_path: Path) -> None:
+    # Copied into a file as the README says, the example must run: every choice of every parameter is
+    # checked against the registries before the study opens (a family without the parameter 'a' that
+    # act/a_init sets is refused there), and each sampled activation is built with its init.
+    space = resolve_space(str(write(tmp_path, docstring_example(), "coslu_vs_sinlu.yaml")))
+    check_space(space, space.defaults)
+    configs = every_choice(lambda trial: space.sample(trial, space.defaults))
+    assert {config.plan[0].activation.family for config in configs} == {"coslu", "sinlu"}
+    for config in configs:
+        spec = config.plan[0].activation
+        module = activations.create(spec.family, init=spec.init, shape=spec.shape)
+        assert float(module.a.detach()) == pytest.approx(spec.init["a"])  # type: ignore[index]
 
 
 def test_command_line_defaults_override_the_file(tmp_path: Path) -> None:
@@ -83,6 +100,10 @@ def test_precision_comes_from_the_file_unless_the_command_line_says_otherwise(tm
             "not an index",
         ),
         ("params:\n  - {name: a, target: optim.lr, type: float, low: 0, high: 1, log: true}\n", "needs 'low' > 0"),
+        (  # a mistyped second choice of a checked field, found when loading rather than in some later trial
+            "params:\n  - {name: a, target: optim.name, type: categorical, choices: [adam, adma]}\n",
+            "optim.name must be one of",
+        ),
         ("params:\n  - {name: a, target: epochs, type: int, low: 1, high: 3, steps: 1}\n", "unknown key 'steps'"),
         ("params:\n  - {target: optim.lr, type: float, low: 0.1, high: 1}\n", "needs 'name'"),
         ("epochs: 0\n" + MINIMAL.split("\n", 1)[1], "epochs must be >= 1"),
@@ -143,6 +164,36 @@ def test_module_function_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         resolve_space("my_spaces:NOT_CALLABLE")
     with pytest.raises(SpaceError, match="cannot import module 'no_such_module_here'"):
         resolve_space("no_such_module_here:f")
+
+
+def test_a_module_in_the_current_directory_imports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The aaf-search console script does not put the current directory on sys.path, as python -m does.
+    (tmp_path / "here_spaces.py").write_text("def suggest(trial, defaults):\n    return defaults.trial()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    assert resolve_space("here_spaces:suggest").name == "here_spaces:suggest"
+    assert sys.path[-1] == str(tmp_path)  # last: a file here never shadows an installed package
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("def suggest(trial, defaults)\n    pass\n", "SyntaxError: expected ':' (space_{n}.py, line 1)"),
+        ("x = 1\nraise RuntimeError('set  AAF_DATA\\nfirst')\n", "RuntimeError: set AAF_DATA first (space_{n}.py:2)"),
+        ("import no_such_helper_module\n", "No module named 'no_such_helper_module'"),
+    ],
+)
+def test_a_module_that_fails_to_import_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, error: str
+) -> None:
+    n = len(list(tmp_path.iterdir()))
+    module = f"space_{n}"  # a fresh name per case: Python caches the modules it imported
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    message = f"cannot import module '{module}' for --space '{module}:suggest': {error.format(n=n)}"
+    with pytest.raises(SpaceError) as caught:
+        resolve_space(f"{module}:suggest")
+    assert str(caught.value) == message  # a SpaceError: the command line prints it alone, exit code 2
 
 
 def test_module_path_may_name_a_search_space(monkeypatch: pytest.MonkeyPatch) -> None:

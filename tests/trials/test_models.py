@@ -22,7 +22,7 @@ from aaf_search.trials.models import (
 )
 from aaf_search.trials.models.resnet_cifar import ZeroPadShortcut
 from aaf_search.trials.models.vanillanet import VanillaNet
-from aaf_search.trials.slots import SLOT_TAGS, ActivationSlot, iter_slots
+from aaf_search.trials.slots import SLOT_TAGS, ActivationSlot, dataset_slot_tags, iter_slots
 
 ALL_MODELS = [*model_names(), "tv:resnet18"]
 
@@ -83,6 +83,15 @@ def test_min_input_size_is_tight(name: str) -> None:
     builder((3, side, side), 10, "relu")(torch.randn(2, 3, side, side))
     with pytest.raises((RuntimeError, ValueError)):
         builder((3, side - 1, side - 1), 10, "relu")(torch.randn(2, 3, side - 1, side - 1))
+
+
+@pytest.mark.parametrize("name", ["kerasnet", "vanillanet", "dnn2"])
+def test_slots_for_a_data_set_are_those_of_the_model_its_trials_train(name: str) -> None:
+    # Digits are 8x8: kerasnet and vanillanet are built (and trained) at 10x10 and 32x32, dnn2 at 8x8.
+    side = small_side(name)
+    trained = build_model(name, input_shape=(1, side, side), num_classes=10)
+    expected = tuple((slot, frozenset(tags)) for slot, tags in slot_table(trained).items())
+    assert dataset_slot_tags(name, "digits") == expected
 
 
 def test_resnet8_slots() -> None:

@@ -1,0 +1,125 @@
+"""Tie a run directory to one study, so that two studies never write their trials into one directory.
+
+A run directory (``aaf-runs/<study>`` or ``--out``) holds ``trials/NNNN`` and ``best.yaml``; trial numbers
+start at 0 in every study, so a study of the same name in another storage, or one made again after the
+first was deleted, would overwrite the other's weights and metrics. ``study.json`` in the directory names
+the storage and the study it belongs to; a search refuses a directory that names another study.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.storages import BaseStorage
+
+from aaf_search.atomic import write_text_atomically
+from aaf_search.errors import UserError
+from aaf_search.search.storage import JOURNAL_PREFIX, SQLITE_PREFIX, redact, sqlite_database
+from aaf_search.search.study import ATTR_UID, existing_attrs
+
+MARKER = "study.json"
+OUTPUTS = ("trials", "best.yaml")  # what a search writes into its run directory
+
+
+@dataclass(frozen=True)
+class StudyIdentity:
+    """Which study a run directory belongs to."""
+
+    storage: str  # the storage URL, file paths made absolute, passwords redacted
+    study: str
+    study_id: int  # Optuna's id of the study in its storage
+    uid: str | None  # the study's ``study_uid`` attr; None for studies made before it was recorded
+
+    def same_study(self, other: StudyIdentity) -> bool:
+        # The uid tells a study from one made again under its name (Optuna may reuse a deleted
+        # study's id); studies from before the uid fall back on where they are stored.
+        if self.uid is not None and other.uid is not None:
+            return self.uid == other.uid
+        return (self.storage, self.study, self.study_id) == (other.storage, other.study, other.study_id)
+
+    def describe(self) -> str:
+        return f"study '{self.study}' in {self.storage}"
+
+
+def identify(storage: BaseStorage, label: str, name: str) -> StudyIdentity:
+    """The identity of existing study ``name`` in ``storage`` (whose :func:`storage_label` is ``label``)."""
+    uid = (existing_attrs(storage, name) or {}).get(ATTR_UID)
+    return StudyIdentity(label, name, storage.get_study_id_from_name(name), uid)
+
+
+def storage_label(url: str) -> str:
+    """``url`` as a marker records it: a journal or SQLite file by its absolute path, any password redacted."""
+    if url.startswith(JOURNAL_PREFIX):
+        return JOURNAL_PREFIX + str(Path(url[len(JOURNAL_PREFIX) :]).resolve())
+    database = sqlite_database(url)
+    if database is not None and "?" not in url:
+        return SQLITE_PREFIX + str(database.path.resolve())
+    return redact(url)
+
+
+@dataclass(frozen=True)
+class RunDirState:
+    """What :func:`inspect_run_dir` found: the marker, and whether search outputs are there."""
+
+    path: Path
+    marker: StudyIdentity | None
+    has_outputs: bool
+
+
+def inspect_run_dir(path: Path) -> RunDirState:
+    """Whether ``path`` holds search outputs, then its marker; call it before the study is looked up.
+
+    The order makes the check safe against a search starting beside this one: that search creates the
+    study, then writes the marker, then trial outputs, so outputs seen here imply that its marker is
+    read here, and a marker read here implies that its study is there when this process looks.
+    """
+    has_outputs = any((path / name).exists() for name in OUTPUTS)
+    return RunDirState(path, read_marker(path), has_outputs)
+
+
+def read_marker(path: Path) -> StudyIdentity | None:
+    marker = path / MARKER
+    try:
+        data: Any = json.loads(marker.read_text(encoding="utf-8"))
+        return StudyIdentity(str(data["storage"]), str(data["study"]), int(data["study_id"]), data.get("uid"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"run directory '{path}': cannot read {MARKER} ({exc}); use --out DIR or remove it") from None
+
+
+def check_run_dir(state: RunDirState, study: StudyIdentity | None, name: str, storage: str) -> None:
+    """Refuse a run directory that belongs to another study than ``name`` in ``storage`` (a label).
+
+    ``study`` is that study's identity, or ``None`` while it does not exist yet.
+
+    A directory without a marker is taken (earlier versions wrote none), except by a new study when it
+    already holds trial outputs: those belong to a study this storage no longer (or never) had.
+    """
+    way_out = "use --out DIR or --study NEW_NAME, or move that directory away"
+    found = state.marker
+    if found is None:
+        if study is None and state.has_outputs:
+            raise UserError(
+                f"run directory '{state.path}' holds the trials of an earlier study, and study '{name}' is new; "
+                f"{way_out}"
+            )
+        return
+    if study is not None and found.same_study(study):
+        return
+    same_name = (found.study, found.storage) == (name, storage)
+    was = " (an earlier study of that name)" if same_name else ""
+    raise UserError(f"run directory '{state.path}' belongs to {found.describe()}{was}; {way_out}")
+
+
+def claim_run_dir(path: Path, study: StudyIdentity) -> None:
+    """Check ``path`` again now that ``study`` exists, and write its marker if it has none (atomically)."""
+    state = inspect_run_dir(path)
+    if state.marker is None:
+        path.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path / MARKER, json.dumps(asdict(study), indent=2) + "\n")
+        return
+    check_run_dir(state, study, study.study, study.storage)
