@@ -26,6 +26,7 @@ from aaf_search.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # optuna-dashboard's own default
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # listen on every interface: not an address a browser can open
 
 
 class DashboardError(UserError):
@@ -115,7 +116,9 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """Where a browser finds the dashboard; for a wildcard address (every interface), this machine's name."""
+        host = socket.gethostname() if self.host in WILDCARD_HOSTS else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/dashboard"
 
     def serve_forever(self) -> None:

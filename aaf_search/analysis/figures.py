@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from aaf_search.activations.registry import (
     RANDOM_UNIFORM,
@@ -58,6 +59,7 @@ X_RANGE = (-4.0, 4.0)  # where activation shapes are drawn, as in the activation
 POINTS = 401
 INIT_SEED = 0  # random init presets (APA's U(0, 1), ...) are drawn with this seed for the "initial" curve
 MAX_COLUMNS = 4  # facets per row in the multi-panel figures
+LEGEND_INCHES_PER_CHAR = 0.06  # about the width of an x-small legend character
 
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 COLORS = {"complete": "#0173b2", "best": "#de8f05", "pruned": "0.55", "fail": "#d55e00", "init": "0.45"}
@@ -67,8 +69,8 @@ DIRECTIONS = ("maximize", "minimize")
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI)
+def _new_figure(width: float, height: float, layout: Literal["constrained"] | None = None) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -310,6 +312,7 @@ def draw_learning_curves(
     complete = frame.loc[frame["state"] == COMPLETE, "number"].nunique()
     ax.set_title(f"learning curves: top {len(top)} of {complete} complete trials, {len(pruned)} pruned")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
     ax.set_ylabel(metric)
 
 
@@ -439,7 +442,9 @@ def activation_shapes(rows: Sequence[ShapeRow], path: Path | str, *, svg: bool =
 def draw_param_trajectories(fig: Figure, trajectories: pd.DataFrame) -> list[Axes]:
     """One panel per parameter: its per-epoch mean, one line per slot (a band from min to max if given).
 
-    Several trial numbers in the frame are told apart by line style.
+    Several trial numbers in the frame are told apart by line style. The legend, every slot of every panel,
+    is the figure's, right of the panels in a constrained layout (as :func:`param_trajectories` draws it):
+    inside a panel it would hide that panel's lines.
     """
     _require(trajectories, ("number", "epoch", "slot", "param", "mean"), "param_trajectories")
     params = list(dict.fromkeys(trajectories["param"]))
@@ -469,16 +474,30 @@ def draw_param_trajectories(fig: Figure, trajectories: pd.DataFrame) -> list[Axe
         ax.set_title(param)
         ax.set_xlabel("epoch")
         ax.set_ylabel("value")
-    if axes:
-        axes[0].legend(fontsize="x-small", loc="best")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    entries = _legend_entries(axes)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize="x-small")
     return axes
+
+
+def _legend_entries(axes: Sequence[Axes]) -> dict[str, Any]:
+    """Label -> handle of every labelled line in ``axes``, each label once, in drawing order."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            entries.setdefault(label, handle)
+    return entries
 
 
 def param_trajectories(trajectories: pd.DataFrame, path: Path | str, *, svg: bool = False) -> list[Path]:
     """Save :func:`draw_param_trajectories` to ``path``; return the written paths."""
     count = trajectories["param"].nunique() if "param" in trajectories.columns else 1
+    width, height = _grid_size(count)
+    longest = max((len(str(s)) for s in trajectories.get("slot", pd.Series(dtype=str)).unique()), default=0)
     with _style(), _context():
-        fig = _new_figure(*_grid_size(count))
+        # Constrained: it makes room right of the panels for the legend (widened by about its width).
+        fig = _new_figure(width + 0.6 + LEGEND_INCHES_PER_CHAR * longest, height, layout="constrained")
         draw_param_trajectories(fig, trajectories)
-        fig.tight_layout()
         return _save(fig, path, svg)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -31,7 +32,9 @@ from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFI
 from aaf_search.analysis.shapes import shape_rows
 from aaf_search.analysis.tables import write_table
 from aaf_search.atomic import write_text_atomically
+from aaf_search.errors import UserError
 from aaf_search.search.export import ranked
+from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
 
 TOP_CURVES = 5  # learning curves drawn in colour; the rest of the complete trials are left out
@@ -191,7 +194,7 @@ def write_index(
         "",
         f"- space: {attrs.get('space', '?')} ({attrs.get('space_source') or 'no source recorded'})",
         f"- budget: {settings.get('trials', '?')} trials of {settings.get('epochs') or 'the space default'} epochs, "
-        f"sampler {settings.get('sampler', '?')}, pruner {settings.get('pruner') or 'default'}, "
+        f"sampler {settings.get('sampler', '?')}, pruner {_pruner(study, settings)}, "
         f"{metric} ({direction_of(study)})",
         f"- trials: {len(trials)} ({states or 'none'})",
     ]
@@ -204,8 +207,13 @@ def write_index(
     else:
         lines.append("- best: no trial completed yet")
     lines.append(f"- robust best: {_robust_best(companion)}")
-    if shapes_from is not None:
-        lines.append(f"- activation shapes and trajectories: trial {shapes_from.number}")
+    drawn = [
+        what
+        for name, what in (("shapes", "activation shapes"), ("trajectories", "trajectories"))
+        if name in report.figures
+    ]
+    if shapes_from is not None and drawn:  # only the figures written: a skipped one is in the notes instead
+        lines.append(f"- {' and '.join(drawn)}: trial {shapes_from.number}")
     lines += ["", "## Tables", ""]
     lines += [f"- {name}: " + " · ".join(_link(report.out, p) for p in paths) for name, paths in report.tables.items()]
     lines += ["", "## Figures", ""]
@@ -218,6 +226,16 @@ def write_index(
     index = report.out / "index.md"
     write_text_atomically(index, "\n".join(lines) + "\n")
     return index
+
+
+def _pruner(study: optuna.Study, settings: Mapping[str, Any]) -> str:
+    """The pruner the search ran with: ``--pruner``, else the one the search chose for the study's objectives."""
+    if "pruner" not in settings:
+        return "?"
+    try:
+        return choose_pruner(settings["pruner"], len(study.directions))
+    except UserError:  # a name this version does not know: as recorded
+        return str(settings["pruner"])
 
 
 def _robust_best(companion: optuna.Study | None) -> str:

@@ -40,15 +40,10 @@ def slot_entries(config: TrialConfig, slots: list[str]) -> dict[str, int]:
 
 
 def _model_slots(config: TrialConfig) -> dict[str, SlotInfo]:
-    from aaf_search.trials.data import get_dataset
-    from aaf_search.trials.models import build_model
-    from aaf_search.trials.slots import iter_slots
+    # At the size the trial trained at: VanillaNet on 8x8 digits is built (and trained) at 32x32.
+    from aaf_search.trials.slots import dataset_slot_tags
 
-    info = get_dataset(config.data.name)
-    model = build_model(
-        config.model, input_shape=info.input_shape, num_classes=info.num_classes, base_activation="relu"
-    )
-    return {name: SlotInfo(name, slot.tags, ()) for name, slot in iter_slots(model)}
+    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(config.model, config.data.name)}
 
 
 def learned_values(spec: ActivationSpec, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default: the count the exported trial ran with, else torch's choice)",
     )
     parser.add_argument("--out", type=Path, default=None, help="run directory (default aaf-runs/train/<hash>)")
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--quiet", action="store_true", help="print only errors and the final result line")
 
 
 def cpu_threads(asked: int | None, metadata: dict[str, Any]) -> int | None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
     if threads is not None:
-        if args.threads is None:
+        if args.threads is None and not args.quiet:
             print(f"using {threads} CPU thread(s), as the exported trial did (--threads to change)", file=sys.stderr)
         torch.set_num_threads(threads)
     result = run_trial(config, on_epoch=show, out_dir=out)

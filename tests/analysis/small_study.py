@@ -1,4 +1,7 @@
-"""Small studies for the analysis tests: a fake runner with hand-computable scores, and one real search.
+"""Small studies for the analysis tests: fake runners with hand-computable scores, and one real search.
+
+:class:`FakeRunner` trains nothing and reports a LinComb ``w`` it makes up; :class:`PlannedRunner` reports
+the parameters of the plan's activations in the real model, for studies on any model and selector.
 
 The real search (``lincomb_bases`` on ``digits``, 3 trials of 2 epochs, then ``robust`` with top-2 and two
 seeds) is built once per test process and copied by each test that uses it, so the slow part runs once.
@@ -13,11 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from aaf_search.analysis.robust import RobustSettings, run_robust
 from aaf_search.analysis.robust_table import conclude
 from aaf_search.config import TrialConfig
 from aaf_search.search import SearchSettings, run_search
-from aaf_search.trials.report import EpochReport, TrialResult
+from aaf_search.trials.data import get_dataset
+from aaf_search.trials.models import build_model, model_info
+from aaf_search.trials.plan import activation_parameters, apply_plan, summarize_activation_params
+from aaf_search.trials.report import EpochReport, ParamStats, ParamSummary, TrialResult
 
 REAL_DB = "real.db"
 REAL_STUDY = "lincomb_bases"
@@ -48,12 +57,7 @@ class FakeRunner:
         self.configs.append(config)
         history = []
         for epoch in range(1, config.epochs + 1):
-            params = {}
-            if config.plan:
-                bases = config.plan[0].activation.options.get("bases", ["relu", "sigmoid", "tanh", "softsign"])
-                w = [0.25 * epoch] + [0.5] * (len(bases) - 1)
-                stats = {"mean": sum(w) / len(w), "min": min(w), "max": max(w), "values": w}
-                params = {"fc.act1": {"w": stats}, "fc.act2": {"w": stats}}
+            params = self.learned(config, epoch)
             report = EpochReport(
                 epoch=epoch,
                 train_loss=1.0 / epoch,
@@ -61,7 +65,7 @@ class FakeRunner:
                 val_accuracy=fake_accuracy(config, epoch),
                 epoch_seconds=0.1,
                 lr=config.optim.lr,
-                activation_params=params,  # type: ignore[arg-type]
+                activation_params=params,
             )
             history.append(report)
             if on_epoch is not None:
@@ -81,10 +85,50 @@ class FakeRunner:
             history=tuple(history),
         )
 
+    def learned(self, config: TrialConfig, epoch: int) -> ParamSummary:
+        """The activation parameters after ``epoch``: a LinComb ``w`` in ``fc.act1`` and ``fc.act2``."""
+        if not config.plan:
+            return {}
+        bases = config.plan[0].activation.options.get("bases", ["relu", "sigmoid", "tanh", "softsign"])
+        w = [0.25 * epoch] + [0.5] * (len(bases) - 1)
+        stats = ParamStats(mean=sum(w) / len(w), min=min(w), max=max(w), values=w)
+        return {"fc.act1": {"w": stats}, "fc.act2": {"w": stats}}
 
-def fake_search(storage: str, *, trials: int = 4, space: str = "lincomb_bases", **changes: object) -> FakeRunner:
+
+@dataclass
+class PlannedRunner(FakeRunner):
+    """A fake that puts the plan into the real model (at the size a trial trains at) and trains nothing.
+
+    Each epoch moves every activation parameter by 0.1 and reports them as a trial does: the slots and
+    parameters are the model's own, whatever the plan's selectors (``tag:stem``, ``tag:conv``, ...).
+    """
+
+    model: nn.Module | None = None
+
+    def learned(self, config: TrialConfig, epoch: int) -> ParamSummary:
+        if epoch == 1:
+            info = get_dataset(config.data.name)
+            channels, height, _ = info.input_shape
+            size = max(height, model_info(config.model).min_input_size or 1)  # as load_data resizes
+            self.model = build_model(config.model, input_shape=(channels, size, size), num_classes=info.num_classes)
+            apply_plan(self.model, config.plan, torch.zeros(2, channels, size, size))
+        assert self.model is not None
+        with torch.no_grad():
+            for param in activation_parameters(self.model):
+                param.add_(0.1)
+        return summarize_activation_params(self.model)
+
+
+def fake_search(
+    storage: str,
+    *,
+    trials: int = 4,
+    space: str = "lincomb_bases",
+    runner: FakeRunner | None = None,
+    **changes: object,
+) -> FakeRunner:
     """A search of ``trials`` fake trials of 2 epochs into ``storage``; returns the runner (its configs)."""
-    runner = FakeRunner()
+    runner = runner if runner is not None else FakeRunner()
     settings = {"space": space, "trials": trials, "sampler": "random", "pruner": "none", "storage": storage}
     run_search(SearchSettings(**{**settings, "epochs": 2, "seed": 3, **changes}), runner=runner, stream=io.StringIO())  # type: ignore[arg-type]
     return runner

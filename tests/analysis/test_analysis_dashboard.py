@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,13 @@ def test_serves_the_study_and_stops(tmp_path: Path) -> None:
     assert time.monotonic() - started < STOP_SECONDS
     with pytest.raises(OSError):  # the port is closed again
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/studies", timeout=2)
+
+
+def test_every_interface_is_shown_as_this_machines_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'aaf.db'}"
+    _make_study(url)
+    with start_dashboard(url, host="0.0.0.0", port=0) as server:  # 0.0.0.0 is no address a browser opens
+        assert server.url == f"http://{socket.gethostname()}:{server.port}/dashboard"
 
 
 def test_reads_a_journal_storage(tmp_path: Path) -> None:

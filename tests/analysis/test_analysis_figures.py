@@ -164,6 +164,52 @@ def test_param_trajectories(tmp_path: Path) -> None:
     _assert_png(figures.param_trajectories(trajectories, tmp_path / "trajectories.png"))
 
 
+def _visible_ticks(ax: Axes) -> list[float]:
+    low, high = ax.get_xlim()
+    return [float(t) for t in ax.get_xticks() if low <= t <= high]
+
+
+def test_epoch_axes_tick_whole_epochs_only() -> None:
+    curves = _curves()
+    two_epochs = curves[curves["epoch"] <= 2]  # matplotlib's default ticks 1, 1.2, 1.4, ... here
+    ax = _ax()
+    figures.draw_learning_curves(ax, two_epochs)
+    assert _visible_ticks(ax) == [1.0, 2.0]
+    fig = Figure(figsize=(8, 3))
+    FigureCanvasAgg(fig)
+    trajectories = pd.DataFrame(
+        [{"number": 1, "epoch": e, "slot": "fc.act1", "param": "lam", "mean": 0.1 * e} for e in (1, 2)]
+    )
+    (panel,) = figures.draw_param_trajectories(fig, trajectories)
+    assert _visible_ticks(panel) == [1.0, 2.0]
+
+
+def test_trajectories_legend_is_beside_the_panels_and_names_every_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AGLU (lam, kappa) in two slots, PReLU (a) in another: no panel has every slot, and the first has two.
+    rows = [
+        {"number": 3, "epoch": e, "slot": slot, "param": param, "mean": 0.1 * e * k}
+        for e in range(1, 4)
+        for k, (slot, param) in enumerate(
+            [("stem.act", "lam"), ("stem.act", "kappa"), ("fc.act1", "a"), ("stage1.act", "lam")], start=1
+        )
+    ]
+    saved: list[Figure] = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path, svg: saved.append(fig) or save(fig, path, svg))
+    _assert_png(figures.param_trajectories(pd.DataFrame(rows), tmp_path / "trajectories.png"))
+    (fig,) = saved
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["lam", "kappa", "a"]
+    assert all(ax.get_legend() is None for ax in axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["stem.act", "stage1.act", "fc.act1"]
+    box = legend.get_window_extent()
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in axes)  # it covers no panel's lines
+    assert fig.bbox.contains(box.x1 - 1, box.y0 + 1)  # and it is on the figure, not cut off
+
+
 def test_missing_columns_name_what_is_needed() -> None:
     with pytest.raises(ValueError, match="state"):
         figures.draw_learning_curves(_ax(), pd.DataFrame({"number": [0], "epoch": [1], "value": [0.5]}))

@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from small_study import fake_search, real_study
+from small_study import PlannedRunner, fake_search, real_study
 from test_analysis_figures import _assert_png
 
+from aaf_search.analysis import report as report_module
 from aaf_search.cli import main
 
 ROWS = {"trials": 4, "leaderboard": 1, "robust": 3}  # 4 trials, all of one family here; top-2 + baseline
@@ -68,6 +69,43 @@ def test_a_one_trial_study_skips_what_needs_more_and_says_so(capsys: pytest.Capt
     _assert_png([Path("report/shapes.png")])
     _assert_png([Path("report/trajectories.png")])
     assert "2 tables, 5 figures" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("space", "selector"),
+    [
+        ("placement", "tag:conv"),  # kerasnet, which needs inputs of 10x10 and up: digits are 8x8
+        ("lslu_depth", "tag:stem"),  # vanillanet, 32x32 and up
+    ],
+)
+def test_a_study_on_a_model_that_digits_are_resized_for_gets_its_shapes(space: str, selector: str) -> None:
+    # The report resolves the plan's tag selectors on the model built at the size the trials trained at.
+    runner = fake_search("journal:runs/study.log", trials=3, space=space, runner=PlannedRunner())
+    assert any(entry.select == selector for config in runner.configs for entry in config.plan)
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    _assert_png([Path("report/shapes.png")])
+    _assert_png([Path("report/trajectories.png")])
+    index = Path("report/index.md").read_text()
+    assert "- activation shapes and trajectories: trial " in index
+    assert "skipped" not in index
+
+
+def test_the_index_names_the_pruner_the_search_chose() -> None:
+    fake_search("journal:runs/study.log", trials=1, pruner=None)  # no --pruner: asha, for one objective
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    index = Path("report/index.md").read_text()
+    assert "- budget: 1 trials of 2 epochs, sampler random, pruner asha, val_accuracy (maximize)" in index
+
+
+def test_the_index_claims_only_the_figures_it_drew(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_search("journal:runs/study.log", trials=1)
+    # A trial that stored its learned parameters but no per-epoch history of them: shapes, no trajectories.
+    monkeypatch.setattr(report_module, "trajectories_frame", lambda *_: pd.DataFrame())
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    index = Path("report/index.md").read_text()
+    assert "- activation shapes: trial 0\n" in index
+    assert "trajectories: skipped, no complete trial learned activation parameters with a per-epoch history" in index
+    assert not Path("report/trajectories.png").exists()
 
 
 def test_report_on_a_full_disk_keeps_the_previous_files_whole(

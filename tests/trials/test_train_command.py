@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,25 @@ def test_train_uses_the_exported_trials_thread_count(
     threads_seen: list[int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     save_yaml("best.yaml", _config(), cpu_threads=1)
-    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet"]) == 0
+    assert main(["train", "--config", "best.yaml", "--out", "run"]) == 0
     assert threads_seen == [1]
-    assert "using 1 CPU thread(s), as the exported trial did" in capsys.readouterr().err
+    assert capsys.readouterr().err == "using 1 CPU thread(s), as the exported trial did (--threads to change)\n"
+
+
+def test_quiet_prints_only_the_result_line(threads_seen: list[int], capsys: pytest.CaptureFixture[str]) -> None:
+    save_yaml("best.yaml", _config(), cpu_threads=1)
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet"]) == 0
+    assert threads_seen == [1]  # the exported trial's thread count, used without saying so
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert re.fullmatch(
+        r"dnn2 on digits: val acc 0\.\d{4} \(epoch 1\), test acc 0\.\d{4}, 1 epochs in .+s -> run\n", out
+    )
 
 
 def test_threads_option_overrides_and_is_checked(threads_seen: list[int], capsys: pytest.CaptureFixture[str]) -> None:
     save_yaml("best.yaml", _config(), cpu_threads=1)
-    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet", "--threads", "2"]) == 0
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "2"]) == 0
     assert threads_seen == [2]
     assert "as the exported trial did" not in capsys.readouterr().err
     assert main(["train", "--config", "best.yaml", "--out", "run2", "--threads", "0"]) == 2
