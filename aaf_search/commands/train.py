@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aaf_search.config import DEVICES, META_CPU_THREADS, PRECISIONS, load_yaml
+from aaf_search.config import DEVICES, META_CPU_THREADS, PRECISIONS, TrialConfig, load_yaml
 
 HELP = "Train one trial config (an exported best.yaml, say) and save weights and metrics."
 
@@ -25,8 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="torch CPU threads (default: the count the exported trial ran with, else torch's choice)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default aaf-runs/train/<hash>)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="run directory (default aaf-runs/train/<config hash>[-threads<N>])"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only errors and the final result line")
+
+
+def default_run_dir(config: TrialConfig, threads: int | None) -> Path:
+    """``aaf-runs/train/<config digest>``, plus the thread count when one is set: a CPU run's numbers depend
+    on it (see :func:`cpu_threads`), so runs with other counts must not overwrite each other."""
+    name = config.digest() if threads is None else f"{config.digest()}-threads{threads}"
+    return Path("aaf-runs") / "train" / name
 
 
 def cpu_threads(asked: int | None, metadata: dict[str, Any]) -> int | None:
@@ -71,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         changes["data"] = replace(config.data, root=args.data_root)
     config = config.replace(**changes)
     threads = cpu_threads(args.threads, metadata)
-    out = args.out or Path("aaf-runs") / "train" / config.digest()
+    out = args.out or default_run_dir(config, threads)
     check_out_dir(out, "--out" if args.out else "run directory")
 
     def show(report: EpochReport) -> None:

@@ -130,6 +130,8 @@ def run_search(
             print(f"note: retrying the parameters of interrupted trial(s) {retried}", file=stream)
 
     target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
+    if target < settings.trials:
+        print(f"note: the grid has {target} paths; the search stops at {target} finished trials", file=stream)
     progress = ProgressLine.for_study(study, name, target, stream=stream)
     session = SearchSession(
         study=study,

@@ -110,7 +110,11 @@ def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
         reason = session.surplus_reason()
         recorder.failed(trial, reason, [], category=SURPLUS)
         raise TrialFailed(reason, SURPLUS)
-    config = recorder.start(trial)
+    try:
+        config = recorder.start(trial)
+    except UserError as exc:  # the space failed to sample (a user's space): the search stops, as below
+        recorder.failed(trial, str(exc), [], category=ERROR)
+        raise
     history: list[EpochReport] = []
 
     def on_epoch(report: EpochReport) -> None:

@@ -11,9 +11,6 @@ space whose choices depend on the model's slots builds the model once to see the
 
 from __future__ import annotations
 
-import traceback
-from pathlib import Path
-
 import optuna
 import torch
 from optuna.distributions import BaseDistribution
@@ -24,8 +21,9 @@ from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search.ray_backend import cluster_address
 from aaf_search.search.settings import Resources
-from aaf_search.spaces import CATALOG, SearchSpace, SpaceDefaults, SpaceError
+from aaf_search.spaces import SearchSpace, SpaceDefaults
 from aaf_search.spaces.probe import every_choice
+from aaf_search.spaces.resolve import sample_once
 from aaf_search.trials.data import check_data_files
 from aaf_search.trials.models import model_info
 
@@ -47,26 +45,6 @@ def check_space(space: SearchSpace, defaults: SpaceDefaults) -> dict[str, BaseDi
     for config in every_choice(probe):
         check_trial(config)
     return distributions
-
-
-def sample_once(space: SearchSpace, trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
-    """``space.sample``; a user's space that raises is one line naming the space, the error and where.
-
-    A built-in space that raises is a defect of this package: its traceback is kept.
-    """
-    try:
-        return space.sample(trial, defaults)
-    except UserError:
-        raise
-    except Exception as exc:
-        if CATALOG.get(space.name) is space:
-            raise
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        where = f"{Path(frame.filename).name}:{frame.lineno}"
-        message = " ".join(str(exc).split())
-        raise SpaceError(
-            f"space '{space.source or space.name}' failed on a sample trial: {type(exc).__name__}: {message} ({where})"
-        ) from None
 
 
 def check_trial(config: TrialConfig) -> None:

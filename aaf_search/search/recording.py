@@ -30,6 +30,7 @@ from aaf_search.search.liveness import ATTR_HEARTBEAT, ATTR_OWNER, HEARTBEAT_SEC
 from aaf_search.search.objectives import Objective, mean_epoch_seconds
 from aaf_search.search.seeds import trial_seed
 from aaf_search.spaces import SearchSpace, SpaceDefaults
+from aaf_search.spaces.resolve import sample_once
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 
 # User attr names, in one place for the backends, the export and the analysis.
@@ -170,7 +171,8 @@ class TrialRecorder:
     def configure(self, trial: optuna.Trial) -> tuple[TrialConfig, dict[str, Any]]:
         """Sample the trial's config and give it the per-trial seed; the config and the attrs that describe it."""
         seed = trial_seed(self.study_seed, trial.number)
-        config = self.space.sample(trial, self.defaults).replace(seed=seed)
+        # A user's space that raises is the user's one-line error (SpaceError), as in the pre-flight.
+        config = sample_once(self.space, trial, self.defaults).replace(seed=seed)
         return config, {ATTR_SPACE: self.space.name, ATTR_SEED: seed, ATTR_CONFIG: config.to_dict()}
 
     def epoch(self, trial: optuna.Trial, report: EpochReport) -> bool:

@@ -1,11 +1,17 @@
-"""Turn a ``--space`` argument into a :class:`SearchSpace`: a catalog name, a space file or a Python path."""
+"""Turn a ``--space`` argument into a :class:`SearchSpace` (a catalog name, a space file or a Python path),
+and sample a space so that a user's failing space is a one-line error."""
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
+import optuna
+
+from aaf_search.config import TrialConfig
+from aaf_search.errors import UserError
 from aaf_search.spaces.catalog import CATALOG
-from aaf_search.spaces.space import SearchSpace, SpaceError
+from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 from aaf_search.spaces.user import load_space_file, load_space_function
 
 SPACE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -23,3 +29,23 @@ def resolve_space(spec: str) -> SearchSpace:
         f"unknown space '{spec}'; choose one of: {', '.join(CATALOG)} "
         "(or a space file NAME.yaml, or package.module:function)"
     )
+
+
+def sample_once(space: SearchSpace, trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
+    """``space.sample``; a user's space that raises is one line naming the space, the error and where.
+
+    A built-in space that raises is a defect of this package: its traceback is kept.
+    """
+    try:
+        return space.sample(trial, defaults)
+    except UserError:
+        raise
+    except Exception as exc:
+        if CATALOG.get(space.name) is space:
+            raise
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        message = " ".join(str(exc).split())
+        raise SpaceError(
+            f"space '{space.source or space.name}' failed on a sample trial: {type(exc).__name__}: {message} ({where})"
+        ) from None

@@ -156,6 +156,7 @@ def test_local_search_reaches_every_point_despite_a_failure(grid_file: str) -> N
 
 def test_a_finished_grid_runs_nothing_more(grid_file: str) -> None:
     run_search(grid_settings(), runner=FakeRunner(), stream=io.StringIO())
-    again = FakeRunner()
-    run_search(grid_settings(), runner=again, stream=io.StringIO())
+    again, stream = FakeRunner(), io.StringIO()
+    run_search(grid_settings(), runner=again, stream=stream)
     assert again.configs == [] and len(load_grid_study().trials) == 6
+    assert "note: the grid has 6 paths; the search stops at 6 finished trials" in stream.getvalue()  # not 50

@@ -204,6 +204,27 @@ def test_two_python_spaces_whose_functions_share_a_name_keep_their_own_studies(
     assert names == ["leaf_spaces:suggest", "zoo_spaces:suggest"]
 
 
+def test_a_user_space_failing_on_a_later_sample_stops_the_search_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pre-flight's one probe passes; the search's second trial is the first to meet the bug.
+    (tmp_path / "flaky_spaces.py").write_text(
+        "def suggest(trial, defaults):\n"
+        "    lr = trial.suggest_float('opt/lr', 1e-3, 1e-2)\n"
+        "    if trial.number == 1:\n"
+        "        raise KeyError('width')\n"
+        "    return defaults.trial()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError) as caught:
+        run_search(settings(space="flaky_spaces:suggest", trials=3, pruner="none"), runner=FakeRunner())
+    message = "space 'flaky_spaces:suggest' failed on a sample trial: KeyError: 'width' (flaky_spaces.py:4)"
+    assert str(caught.value) == message
+    study = optuna.load_study(study_name="flaky_spaces:suggest", storage=STORAGE)
+    assert states(study) == ["COMPLETE", "FAIL"]
+    assert study.trials[1].user_attrs["fail_reason"] == message
+
+
 def test_continuing_a_study_from_another_space_file_of_the_same_name_says_so(tmp_path: Path) -> None:
     for folder in ("first", "second"):
         (tmp_path / folder).mkdir()

@@ -72,6 +72,21 @@ def test_threads_option_overrides_and_is_checked(threads_seen: list[int], capsys
     assert threads_seen == [2] and not Path("run2").exists()
 
 
+def test_runs_with_other_thread_counts_get_their_own_directories(
+    threads_seen: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A CPU run's numbers depend on its thread count: one must not overwrite the other's weights and metrics.
+    save_yaml("best.yaml", _config(), cpu_threads=2)
+    for threads in ("1", "2"):
+        assert main(["train", "--config", "best.yaml", "--threads", threads, "--quiet"]) == 0
+    digest = _config().digest()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(" -> ", 1)[1] for line in lines] == [
+        f"aaf-runs/train/{digest}-threads1",
+        f"aaf-runs/train/{digest}-threads2",
+    ]
+
+
 def test_a_cpu_run_records_its_thread_count() -> None:
     result = run_trial(_config())
     assert result.cpu_threads == torch.get_num_threads()
