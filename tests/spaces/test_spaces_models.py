@@ -10,10 +10,9 @@ import pytest
 
 from aaf_search.spaces import CATALOG, SpaceError
 from aaf_search.spaces.probe import every_choice
-from aaf_search.trials.data import get_dataset
-from aaf_search.trials.models import build_model, model_info, model_names
+from aaf_search.trials.models import model_names
 from aaf_search.trials.plan import SlotInfo, resolve_plan
-from aaf_search.trials.slots import iter_slots
+from aaf_search.trials.slots import dataset_slot_tags
 
 MODELS = [*model_names(), "tv:resnet18", "tv:mobilenet_v3_small"]  # a torchvision net without and with SE gates
 NO_STEM_NOR_STAGE_END = {"dnn2", "dnn3", "dnn5", "lenet5", "kerasnet"}
@@ -21,10 +20,8 @@ NO_STEM_NOR_STAGE_END = {"dnn2", "dnn3", "dnn5", "lenet5", "kerasnet"}
 
 @cache
 def slots(model: str) -> dict[str, SlotInfo]:
-    info = get_dataset("digits")
-    size = max(info.input_shape[1], model_info(model).min_input_size or 1)
-    built = build_model(model, input_shape=(info.input_shape[0], size, size), num_classes=info.num_classes)
-    return {name: SlotInfo(name, slot.tags, ()) for name, slot in iter_slots(built)}
+    """The model's slots as a trial on digits builds it (at the model's smallest input size)."""
+    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(model, "digits")}
 
 
 @pytest.fixture(autouse=True)
