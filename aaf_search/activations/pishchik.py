@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from aaf_search.activations._common import Elementwise, broadcast, scalar_parameter
 from aaf_search.activations.registry import (
+    PARAM_SHAPES,
     ActivationError,
     InitValue,
     ParamShape,
@@ -123,6 +124,7 @@ class HELU(_SeedActivation):
 
     family = "helu"
     summary = "silu(x) if x <= 0 else 0.5 x + 1 - exp(-x)"
+    shapes = PARAM_SHAPES  # no parameters: any shape asked for is the same function, as for the baselines
 
     def __init__(self, *, param_shape: tuple[int, ...]) -> None:
         super().__init__()

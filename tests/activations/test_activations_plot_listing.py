@@ -25,6 +25,10 @@ def test_format_registry_lists_every_family_with_its_declarations() -> None:
     assert "channels (required), n=3" in rows["lslu"] and "(weight)" in rows["lslu"]
     assert "bases=[relu,sigmoid,tanh,softsign]" in rows["lincomb"]
     assert "seed 004" in rows["aglu"] and "network, layer, channel" in rows["aglu"]
+    # A function without parameters is the same at any shape: every fixed one, HELU included, says "all".
+    fixed = [row.split() for row in rows.values() if row.split()[1] == "fixed"]
+    assert {name for name, *_ in fixed} >= {"relu", "silu", "helu"}
+    assert all(columns[3] == "all" for columns in fixed), fixed
 
 
 def test_option_defaults_come_from_the_constructor() -> None:
