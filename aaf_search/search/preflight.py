@@ -5,11 +5,13 @@ activation family or preset, or a data root without the files, would otherwise s
 after the study was created, with a FAIL trial in it. :func:`check_space` samples the space in a
 throw-away in-memory study until every value of every categorical parameter was drawn (a typo in the
 second of two choices is found as surely as one in the first), and checks every name in each sample
-against the registries, and the data files on disk, without training or reading a file. A catalog
-space whose choices depend on the model's slots builds the model once to see them, nothing more.
+against the registries, the data files on disk, and the plan's selectors against the model's slots,
+without training or reading a file: each model is built once, untrained, to see its slots.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import optuna
 import torch
@@ -26,6 +28,8 @@ from aaf_search.spaces.probe import every_choice
 from aaf_search.spaces.resolve import sample_once
 from aaf_search.trials.data import check_data_files
 from aaf_search.trials.models import model_info
+from aaf_search.trials.plan import PlanError, SlotInfo, resolve_plan
+from aaf_search.trials.slots import dataset_slot_tags
 
 
 def check_space(space: SearchSpace, defaults: SpaceDefaults) -> dict[str, BaseDistribution]:
@@ -48,10 +52,16 @@ def check_space(space: SearchSpace, defaults: SpaceDefaults) -> dict[str, BaseDi
 
 
 def check_trial(config: TrialConfig) -> None:
-    """Every name ``config`` resolves through a registry, and the data set's files."""
+    """Every name ``config`` resolves through a registry, the data set's files, and that each of the
+    plan's selectors matches a slot of the model."""
     model_info(config.model)
     check_data_files(config.data)
     activations.get(config.base_activation)
+    if config.plan:
+        try:
+            resolve_plan(config.plan, model_slots(config.model, config.data.name))
+        except PlanError as exc:
+            raise PlanError(f"model '{config.model}': {exc}") from None
     for entry in config.plan:
         spec = entry.activation
         family = activations.get(spec.family)
@@ -70,6 +80,12 @@ def check_trial(config: TrialConfig) -> None:
             valid = ", ".join(family.option_names) or "none"
             options = ", ".join(unknown)
             raise UserError(f"{where}: activation '{family.family}' has no option {options}; its options: {valid}")
+
+
+@lru_cache(maxsize=16)
+def model_slots(model: str, dataset: str) -> dict[str, SlotInfo]:
+    """The model's activation slots as a trial on ``dataset`` builds it; built once per process and pair."""
+    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(model, dataset)}
 
 
 def check_precision(precision: str, backend: str, resources: Resources) -> None:

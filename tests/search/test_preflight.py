@@ -49,6 +49,23 @@ def test_a_typo_in_any_choice_stops_the_search_before_anything_is_written(
     assert not storage.exists() and not (tmp_path / "aaf-runs").exists()
 
 
+def test_a_selector_the_model_has_no_slot_for_stops_the_search_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # dnn2 is an MLP: it has fc slots, no stage ends. Trial 0 used to find out, after the study was made.
+    space = TYPO.replace("select: all", "select: tag:stage_end").replace("CHOICES", "[coslu, sinlu]")
+    (tmp_path / "ends.yaml").write_text(textwrap.dedent(space))
+    storage = tmp_path / "study.log"
+    code = main(["--space", str(tmp_path / "ends.yaml"), "--backend", "local", "--storage", f"journal:{storage}"])
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "aaf-search: error: model 'dnn2': selector 'tag:stage_end' matches no activation slot; slots: "
+    )
+    assert "tags: tag:fc" in line
+    assert not storage.exists() and not (tmp_path / "aaf-runs").exists()
+
+
 def leaf_or_coslu(trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
     """A conditional typo: LEAF's second preset is misspelt, and only LEAF trials ask for it."""
     family = trial.suggest_categorical("act/family", ["coslu", "leaf"])
