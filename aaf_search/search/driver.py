@@ -22,7 +22,6 @@ from aaf_search.search.backends import make_backend
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
 from aaf_search.search.objectives import resolve_objectives
-from aaf_search.search.preflight import check_precision, check_space
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner, make_pruner
 from aaf_search.search.recording import TrialRecorder
@@ -71,6 +70,10 @@ def run_search(
     if settings.study is not None and not settings.study.strip():
         raise UserError("--study must not be empty; leave it out to name the study after the space")
     space = resolve_space(settings.space)
+    # Imported after the checks above: the pre-flight imports the models (torch and torchvision, seconds),
+    # and a mistyped space or number is refused at once.
+    from aaf_search.search.preflight import check_precision, check_space
+
     defaults = space.defaults.replace(
         model=settings.model,
         dataset=settings.dataset,
