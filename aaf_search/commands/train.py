@@ -57,12 +57,8 @@ def cpu_threads(asked: int | None, metadata: dict[str, Any]) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    import torch
-
     from aaf_search.config import ConfigError
     from aaf_search.outdir import check_out_dir
-    from aaf_search.trials.report import EpochReport
-    from aaf_search.trials.runner import run_trial
 
     config, metadata = load_yaml(args.config)
     changes: dict[str, object] = {}
@@ -82,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     threads = cpu_threads(args.threads, metadata)
     out = args.out or default_run_dir(config, threads)
     check_out_dir(out, "--out" if args.out else "run directory")
+    # Imported once the config and the options passed: torch and the models take seconds to import.
+    import torch
+
+    from aaf_search.trials.report import EpochReport
+    from aaf_search.trials.runner import run_trial
 
     def show(report: EpochReport) -> None:
         if not args.quiet:
