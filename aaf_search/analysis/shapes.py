@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from aaf_search.analysis.figures import ShapeRow
 from aaf_search.config import ActivationSpec, TrialConfig
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS, ATTR_CONFIG
-from aaf_search.trials.plan import PlanError, SlotInfo, resolve_plan
+from aaf_search.trials.plan import PlanError, dataset_slots, resolve_plan
 
 ONE_SET = ("network", "layer")  # shapes whose stored ``values`` describe the whole activation
 
@@ -29,7 +29,8 @@ def slot_entries(config: TrialConfig, slots: list[str]) -> dict[str, int]:
     selectors on the stored slot names, where ``tag:`` selectors match nothing.
     """
     try:
-        decided = resolve_plan(config.plan, _model_slots(config))
+        # At the size the trial trained at: VanillaNet on 8x8 digits is built (and trained) at 32x32.
+        decided = resolve_plan(config.plan, dataset_slots(config.model, config.data.name))
     except (PlanError, KeyError, ValueError, RuntimeError):
         decided = {}
         for index, entry in enumerate(config.plan):
@@ -37,13 +38,6 @@ def slot_entries(config: TrialConfig, slots: list[str]) -> dict[str, int]:
                 if entry.select == "all" or fnmatch.fnmatchcase(name, entry.select):
                     decided[name] = index
     return {name: decided[name] for name in slots if name in decided}
-
-
-def _model_slots(config: TrialConfig) -> dict[str, SlotInfo]:
-    # At the size the trial trained at: VanillaNet on 8x8 digits is built (and trained) at 32x32.
-    from aaf_search.trials.slots import dataset_slot_tags
-
-    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(config.model, config.data.name)}
 
 
 def learned_values(spec: ActivationSpec, summary: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -11,8 +11,6 @@ without training or reading a file: each model is built once, untrained, to see 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import optuna
 import torch
 from optuna.distributions import BaseDistribution
@@ -28,8 +26,7 @@ from aaf_search.spaces.probe import every_choice
 from aaf_search.spaces.resolve import sample_once
 from aaf_search.trials.data import check_data_files
 from aaf_search.trials.models import model_info
-from aaf_search.trials.plan import PlanError, SlotInfo, resolve_plan
-from aaf_search.trials.slots import dataset_slot_tags
+from aaf_search.trials.plan import PlanError, dataset_slots, resolve_plan
 
 
 def check_space(space: SearchSpace, defaults: SpaceDefaults) -> dict[str, BaseDistribution]:
@@ -59,7 +56,7 @@ def check_trial(config: TrialConfig) -> None:
     activations.get(config.base_activation)
     if config.plan:
         try:
-            resolve_plan(config.plan, model_slots(config.model, config.data.name))
+            resolve_plan(config.plan, dataset_slots(config.model, config.data.name))
         except PlanError as exc:
             raise PlanError(f"model '{config.model}': {exc}") from None
     for entry in config.plan:
@@ -80,12 +77,6 @@ def check_trial(config: TrialConfig) -> None:
             valid = ", ".join(family.option_names) or "none"
             options = ", ".join(unknown)
             raise UserError(f"{where}: activation '{family.family}' has no option {options}; its options: {valid}")
-
-
-@lru_cache(maxsize=16)
-def model_slots(model: str, dataset: str) -> dict[str, SlotInfo]:
-    """The model's activation slots as a trial on ``dataset`` builds it; built once per process and pair."""
-    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(model, dataset)}
 
 
 def check_precision(precision: str, backend: str, resources: Resources) -> None:

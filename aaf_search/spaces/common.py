@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Literal, cast
 
 import optuna
@@ -46,13 +45,7 @@ def tagged_slots(defaults: SpaceDefaults, tag: str) -> list[str]:
     For a space whose choices depend on where the model has slots: a trial of a choice the model has no
     slot for would fail, and its error would stop the search.
     """
-    return [name for name, tags in _slot_tags(defaults.model, defaults.dataset) if tag in tags]
-
-
-@lru_cache(maxsize=8)
-def _slot_tags(model: str, dataset: str) -> tuple[tuple[str, frozenset[str]], ...]:
-    # Built once per process and model: suggest runs for every trial and every probe of the space.
-    # Imported here: listing or resolving a space needs no torch.
+    # Imported here: listing or resolving a space needs no torch. The model is built once per process.
     from aaf_search.trials.slots import dataset_slot_tags
 
-    return dataset_slot_tags(model, dataset)
+    return [name for name, tags in dataset_slot_tags(defaults.model, defaults.dataset) if tag in tags]

@@ -19,7 +19,7 @@ from aaf_search.config import ActivationSpec, PlanEntry
 from aaf_search.errors import UserError
 from aaf_search.trials.discover import slot_shapes, wrap_activations
 from aaf_search.trials.report import ParamStats, ParamSummary
-from aaf_search.trials.slots import iter_slots
+from aaf_search.trials.slots import dataset_slot_tags, iter_slots
 
 MAX_SUMMARY_VALUES = 32
 """Vector parameters up to this many values keep all of them in the per-epoch summary (see ParamStats)."""
@@ -39,6 +39,12 @@ class SlotInfo:
     name: str
     tags: frozenset[str]
     shapes: tuple[tuple[int, ...], ...]
+
+
+def dataset_slots(model: str, dataset: str) -> dict[str, SlotInfo]:
+    """:func:`~aaf_search.trials.slots.dataset_slot_tags` as :class:`SlotInfo`, for resolving a plan's
+    selectors without a forward pass (so with no shapes)."""
+    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(model, dataset)}
 
 
 def describe_slots(model: nn.Module, example_input: Tensor) -> dict[str, SlotInfo]:

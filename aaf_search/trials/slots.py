@@ -9,6 +9,7 @@ across builds; its tags say where it sits (``conv``, ``fc``, ``stem``, ``stage_e
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 from torch import Tensor, nn
 
@@ -39,12 +40,14 @@ def iter_slots(model: nn.Module) -> Iterator[tuple[str, ActivationSlot]]:
             yield name, module
 
 
+@lru_cache(maxsize=16)
 def dataset_slot_tags(model: str, dataset: str) -> tuple[tuple[str, frozenset[str]], ...]:
     """The slots of ``model`` built for ``dataset``'s inputs, with their tags, in model order.
 
     The inputs are raised to the model's smallest input size, as the data pipeline resizes them for a
     trial (VanillaNet on 8x8 digits trains at 32x32): built at the data set's own size, such a model
-    refuses to be built at all.
+    refuses to be built at all. Built once per process and pair (the spaces ask for every trial and
+    probe, the pre-flight for every probe); the answer is immutable.
     """
     # Imported here: the models import this module for ActivationSlot.
     from aaf_search.trials.data import get_dataset

@@ -47,14 +47,19 @@ def point(trial: optuna.trial.FrozenTrial) -> tuple[str, float]:
     return trial.params["act/family"], trial.params["opt/lr"]
 
 
+def complete_outside_optimize(study: optuna.Study, trials: int) -> None:
+    """Ask, sample and tell ``trials`` trials as the Ray backend's driver does: outside study.optimize."""
+    for _ in range(trials):
+        trial = study.ask()
+        SPACE.sample(trial)
+        study.tell(trial, 1.0)
+
+
 def test_trials_told_outside_optimize_walk_the_whole_grid() -> None:
     # The Ray backend asks and tells on the driver, outside study.optimize; Optuna's BruteForceSampler
     # called study.stop() when the last point was told, which Optuna refuses there (a RuntimeError).
     study = grid_study()
-    for _ in range(6):
-        trial = study.ask()
-        SPACE.sample(trial)
-        study.tell(trial, 1.0)
+    complete_outside_optimize(study, 6)
     assert sorted(point(t) for t in study.trials) == EVERY_POINT
 
 
@@ -62,10 +67,7 @@ def test_the_last_point_failed_outside_optimize() -> None:
     # A resumed search fails what a killed run left RUNNING (study.fail_interrupted), outside optimize
     # too: with the other five points done, BruteForceSampler took the grid for exhausted and raised.
     study = grid_study()
-    for _ in range(5):
-        trial = study.ask()
-        SPACE.sample(trial)
-        study.tell(trial, 1.0)
+    complete_outside_optimize(study, 5)
     left_running = study.ask()
     SPACE.sample(left_running)
     study.tell(left_running, state=TrialState.FAIL)

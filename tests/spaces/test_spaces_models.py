@@ -3,25 +3,16 @@ slots, or the space refuses the model in one line before any trial; never a tria
 
 from __future__ import annotations
 
-from functools import cache
-
 import optuna
 import pytest
 
 from aaf_search.spaces import CATALOG, SpaceError
 from aaf_search.spaces.probe import every_choice
 from aaf_search.trials.models import model_names
-from aaf_search.trials.plan import SlotInfo, resolve_plan
-from aaf_search.trials.slots import dataset_slot_tags
+from aaf_search.trials.plan import dataset_slots, resolve_plan
 
 MODELS = [*model_names(), "tv:resnet18", "tv:mobilenet_v3_small"]  # a torchvision net without and with SE gates
 NO_STEM_NOR_STAGE_END = {"dnn2", "dnn3", "dnn5", "lenet5", "kerasnet"}
-
-
-@cache
-def slots(model: str) -> dict[str, SlotInfo]:
-    """The model's slots as a trial on digits builds it (at the model's smallest input size)."""
-    return {name: SlotInfo(name, tags, ()) for name, tags in dataset_slot_tags(model, "digits")}
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +30,7 @@ def test_every_choice_of_a_space_fits_the_model_or_the_space_refuses_it(model: s
             space.sample(optuna.create_study().ask(), defaults)
         return
     for config in every_choice(lambda trial: space.sample(trial, defaults)):
-        resolve_plan(config.plan, slots(model))  # PlanError when a selector matches no slot of the model
+        resolve_plan(config.plan, dataset_slots(model, "digits"))  # PlanError: a selector matches no slot
 
 
 def sample(name: str, model: str, params: dict[str, object]) -> tuple[dict[str, object], list[str]]:
