@@ -3,7 +3,6 @@ and sample a space so that a user's failing space is a one-line error."""
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 
 import optuna
@@ -12,7 +11,7 @@ from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.spaces.catalog import CATALOG
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
-from aaf_search.spaces.user import load_space_file, load_space_function
+from aaf_search.spaces.user import describe_failure, load_space_file, load_space_function
 
 SPACE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -43,9 +42,6 @@ def sample_once(space: SearchSpace, trial: optuna.Trial, defaults: SpaceDefaults
     except Exception as exc:
         if CATALOG.get(space.name) is space:
             raise
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        where = f"{Path(frame.filename).name}:{frame.lineno}"
-        message = " ".join(str(exc).split())
         raise SpaceError(
-            f"space '{space.source or space.name}' failed on a sample trial: {type(exc).__name__}: {message} ({where})"
+            f"space '{space.source or space.name}' failed on a sample trial: {describe_failure(exc)}"
         ) from None

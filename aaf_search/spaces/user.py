@@ -291,7 +291,8 @@ def load_space_function(spec: str) -> SearchSpace:
     except ImportError as exc:
         raise SpaceError(f"cannot import module '{module_name}' for --space '{spec}': {exc}") from exc
     except Exception as exc:  # the user's module is broken (a SyntaxError, a failing top-level line): one line
-        raise SpaceError(f"cannot import module '{module_name}' for --space '{spec}': {_import_failure(exc)}") from None
+        failure = describe_failure(exc)
+        raise SpaceError(f"cannot import module '{module_name}' for --space '{spec}': {failure}") from None
     target = getattr(module, attribute, None)
     if target is None:
         raise SpaceError(f"module '{module_name}' has no attribute '{attribute}'")
@@ -315,8 +316,9 @@ def _search_current_directory() -> None:
         sys.path.append(here)
 
 
-def _import_failure(exc: Exception) -> str:
-    """``SyntaxError: expected ':' (badspace.py, line 1)``: the error and where in the user's files it is."""
+def describe_failure(exc: Exception) -> str:
+    """``SyntaxError: expected ':' (badspace.py, line 1)``, ``KeyError: 'width' (mine.py:4)``: an error in a
+    user's space module and where in the user's files it is, on one line."""
     if isinstance(exc, SyntaxError):
         where = f"{Path(exc.filename or '?').name}, line {exc.lineno}"
         return f"{type(exc).__name__}: {exc.msg} ({where})"
