@@ -1,7 +1,7 @@
 """Read a define-by-run space's parameters by running it on throw-away in-memory trials.
 
 Nothing is trained: ``suggest`` only asks for parameters and builds plain data, so a probe costs well
-under a millisecond per trial. :func:`sampled_params` feeds listings; :func:`grid` enumerates every
+under a millisecond per trial. :func:`sampled_params` feeds listings; :func:`grid_paths` enumerates every
 path through the space's finite choices for the grid sampler; :func:`every_choice` samples the space
 until every value of every categorical parameter was drawn, for the pre-flight check.
 """
@@ -64,19 +64,10 @@ def finite_values(distribution: BaseDistribution) -> list[Any] | None:
     return None
 
 
-def grid(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT) -> tuple[dict[str, list[Any]], int]:
-    """The union of every parameter's values over all paths of the space, and the number of paths."""
-    values, paths = _walk(space, defaults, limit)
-    return values, len(paths)
-
-
 def grid_paths(space: SearchSpace, defaults: SpaceDefaults, *, limit: int = GRID_LIMIT) -> list[dict[str, Any]]:
-    """Every path through the space: the parameters one trial suggests on it, with their values, in order."""
-    return _walk(space, defaults, limit)[1]
+    """Every path through the space: the parameters one trial suggests on it, with their values, in order.
 
-
-def _walk(space: SearchSpace, defaults: SpaceDefaults, limit: int) -> tuple[dict[str, list[Any]], list[dict[str, Any]]]:
-    """Depth-first over the space's branches: each probe fixes the parameters decided so far (through
+    Depth-first over the space's branches: each probe fixes the parameters decided so far (through
     ``enqueue_trial``) and branches on the first parameter it has not fixed, so a parameter that only
     exists under some choice (an LSLU length under ``lslu``) is found on the path that has it.
     Raises :class:`SpaceError` on a continuous parameter or a space with more than ``limit`` branches.
@@ -111,7 +102,7 @@ def _walk(space: SearchSpace, defaults: SpaceDefaults, limit: int) -> tuple[dict
             paths.append(params)
             continue
         stack.extend({**fixed, free[0]: value} for value in reversed(values[free[0]]))
-    return values, paths
+    return paths
 
 
 def every_choice(sample: Callable[[optuna.Trial], T], *, limit: int = COVER_LIMIT) -> list[T]:

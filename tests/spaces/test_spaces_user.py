@@ -15,7 +15,7 @@ from aaf_search.config import OptimConfig, TrialConfig
 from aaf_search.search.preflight import check_space
 from aaf_search.spaces import CATALOG, SearchSpace, SpaceError, resolve_space
 from aaf_search.spaces import user as user_module
-from aaf_search.spaces.probe import every_choice, grid
+from aaf_search.spaces.probe import every_choice, grid_paths
 
 
 def docstring_example() -> str:
@@ -214,11 +214,13 @@ def test_grid_walks_every_path_of_a_conditional_space() -> None:
         return TrialConfig()
 
     space = SearchSpace(name="cond", summary="s", suggest=suggest)  # type: ignore[arg-type]
-    values, paths = grid(space, space.defaults)
-    assert values == {"act/family": ["relu", "lslu"], "opt/name": ["adam", "sgd"], "act/n": [1, 2, 3]}
-    assert paths == 2 + 3 * 2  # relu x 2 optimisers, lslu x 3 lengths x 2 optimisers
+    paths = grid_paths(space, space.defaults)
+    # relu x 2 optimisers, lslu x 3 lengths x 2 optimisers: act/n only on the lslu paths
+    relu = [{"act/family": "relu", "opt/name": name} for name in ("adam", "sgd")]
+    lslu = [{"act/family": "lslu", "act/n": n, "opt/name": name} for n in (1, 2, 3) for name in ("adam", "sgd")]
+    assert paths == relu + lslu
 
 
 def test_grid_rejects_a_continuous_parameter() -> None:
     with pytest.raises(SpaceError, match="space 'trainable_zoo' has the continuous parameter 'opt/lr'"):
-        grid(CATALOG["trainable_zoo"], CATALOG["trainable_zoo"].defaults)
+        grid_paths(CATALOG["trainable_zoo"], CATALOG["trainable_zoo"].defaults)
