@@ -29,10 +29,11 @@ class Elementwise(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if not x.is_floating_point():
             raise ActivationError(f"activation '{self.family}' needs a floating-point input, got {x.dtype}")
-        if self.param_names and fused.uses_fused(self.family, x, trained_fused=self.trained_fused):
+        options = self.fused_options()
+        if self.param_names and fused.uses_fused(self.family, x, options=options, trained_fused=self.trained_fused):
             if torch.is_grad_enabled():
                 self.trained_fused = True
-            return fused.apply(self.family, self.fused_options(), x, self.fused_params(x))
+            return fused.apply(self.family, options, x, self.fused_params(x))
         work = self._work_dtype(x)
         return self.compute(x.to(work)).to(x.dtype)
 

@@ -24,7 +24,9 @@ The switch (:func:`set_implementation`, or the environment variable ``AAF_ACTIVA
 - ``"fused"``: the fused Function for every family that has one;
 - ``"auto"`` (default): fused where ``benchmarks/fused_crossover.py`` showed it faster than eager on
   that device type and input size (:data:`AUTO_FUSED`), eager elsewhere; without gradients (validation)
-  likewise from :data:`AUTO_FUSED_INFERENCE`, for modules that trained on the fused path.
+  likewise from :data:`AUTO_FUSED_INFERENCE`, for modules that trained on the fused path. Within
+  :func:`trial_plan` (every training run of a trial), a kernel also has to repay its compilation over
+  the run's steps (:data:`AUTO_AMORTISED`).
 
 ``AAF_ACTIVATION_COMPILE=0`` (or ``set_implementation(..., compile=False)``) keeps the fused Function but
 runs its formulas eagerly. Inside an outer ``torch.compile`` (the whole model compiled) the reference
@@ -38,12 +40,15 @@ import logging
 import os
 import types
 import warnings
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import torch
-from torch import Tensor
+import torch.fx.experimental._config as fx_config
+from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from aaf_search.activations.fused_kernels import KERNELS, Backward, Forward
@@ -121,6 +126,40 @@ AUTO_FUSED_INFERENCE: dict[tuple[str, bool], dict[str, int]] = {
     },
 }
 
+AUTO_AMORTISED: dict[tuple[str, bool], dict[str, float]] = {
+    # (device type, compiled) -> {family: element-steps from which a trial's training takes the fused path}.
+    # A kernel new to the machine compiled in 3.6-9.3 s on the 2-core CPU (F-neuron 13 s;
+    # benchmarks/compile_cost.py: Dynamo, Inductor and g++ for its forward and backward on a conv net's
+    # channels-last activation); from Inductor's on-disk cache in 0.4-3.8 s. The fused path saved 1.5-45 ns
+    # per element and step over eager (same script, 2^22 elements), so a compilation repays itself only
+    # over 3 x 10^8 - 3 x 10^9 element-steps: the elements of one step's calls to the kernel, times the
+    # run's steps. A digits MLP's LinComb trial is 3.5 x 10^6 (dnn3: 64 x (392 + 196) elements a step, 92
+    # steps), and lincomb_bases compiled a new kernel for almost every trial: 6 trials took 44 s with
+    # compilations, 3 s eager. The values are the script's break-even sizes for a cold compile (one run,
+    # rounded); CUDA was not measured: the size rule alone.
+    ("cpu", True): {
+        "aglu": 2.8e9,
+        "ahaf": 1.8e9,
+        "apa": 3.0e9,
+        "coslu": 1.3e9,
+        "delu": 3.4e8,
+        "fneuron": 2.9e8,
+        "leaf": 1.5e9,
+        "lincomb": 7.6e8,
+        "normlincomb": 6.0e8,
+        "relun": 6.5e8,
+        "scaledsoftsign": 1.1e9,
+        "shilu": 3.0e9,
+        "sinlu": 2.1e9,
+    },
+}
+
+KernelKey = tuple[str, Hashable]
+"""(family, static options): the modules of one trial that share a compiled kernel."""
+
+_census: ContextVar[list[tuple[KernelKey, int]] | None] = ContextVar("aaf_fused_census", default=None)
+_planned: ContextVar[frozenset[KernelKey] | None] = ContextVar("aaf_fused_plan", default=None)
+
 _implementation: Implementation | None = None  # None: read the environment
 _compile: bool | None = None  # None: read the environment
 
@@ -165,12 +204,13 @@ def families() -> list[str]:
     return sorted(KERNELS)
 
 
-def uses_fused(family: str, x: Tensor, *, trained_fused: bool = False) -> bool:
-    """Whether a module of ``family`` should take the fused path for input ``x`` (checked per call).
+def uses_fused(family: str, x: Tensor, *, options: Hashable = None, trained_fused: bool = False) -> bool:
+    """Whether a module of ``family`` (with static ``options``) should take the fused path for input ``x``.
 
-    "auto" decides by input size, from :data:`AUTO_FUSED` when gradients are on and from
-    :data:`AUTO_FUSED_INFERENCE` under ``torch.no_grad`` (a validation pass; ``torch.inference_mode``
-    stays eager). Inference takes the fused path only for a module whose training forward has taken it
+    Checked per call. "auto" decides by input size, from :data:`AUTO_FUSED` when gradients are on and
+    from :data:`AUTO_FUSED_INFERENCE` under ``torch.no_grad`` (a validation pass; ``torch.inference_mode``
+    stays eager); within :func:`trial_plan`, training takes it only for the kernels the plan chose.
+    Inference takes the fused path only for a module whose training forward has taken it
     (``trained_fused``): its kernel is compiled by then, so a validation pass never waits for a
     compilation of its own (seconds, for a pass that may take milliseconds), and the choice depends on
     the module's own trial, not on what the process ran before, so a replay evaluates with the same
@@ -183,14 +223,71 @@ def uses_fused(family: str, x: Tensor, *, trained_fused: bool = False) -> bool:
         return False
     if impl == "fused":
         return True
+    census = _census.get()
+    if census is not None:  # trial_plan's counting pass: note the call, compute eagerly
+        census.append(((family, options), x.numel()))
+        return False
     training = torch.is_grad_enabled()
     if not training and (not trained_fused or torch.is_inference_mode_enabled()):
         # Inference mode is a global state the compiled graph's guards check: it would compile once more.
         return False
-    compiled = compile_enabled() and x.device.type in COMPILED_DEVICES
+    if training:
+        planned = _planned.get()
+        if planned is not None and (family, options) not in planned:
+            return False
+    return x.numel() >= _fused_from(family, x.device.type, training)
+
+
+def _fused_from(family: str, device_type: str, training: bool) -> float:
+    """The input size from which "auto" takes the fused path (inf: never)."""
+    compiled = compile_enabled() and device_type in COMPILED_DEVICES
     table = AUTO_FUSED if training else AUTO_FUSED_INFERENCE
-    fused_from = table.get((x.device.type, compiled), {}).get(family)
-    return fused_from is not None and x.numel() >= fused_from
+    return table.get((device_type, compiled), {}).get(family, float("inf"))
+
+
+@contextmanager
+def trial_plan(model: nn.Module, batch: Tensor, steps: int) -> Iterator[None]:
+    """Within: "auto" trains on the fused path only the kernels that repay their compilation in ``steps``.
+
+    One forward of ``batch`` without gradients, in eval mode (batch-norm statistics stay as they were),
+    counts the input elements of every call the model makes to each kernel (a family with its static
+    options: LinComb's bases, ...), where the call is large enough for the fused path (:data:`AUTO_FUSED`).
+    A kernel is planned fused when those elements times ``steps`` reach the family's break-even
+    (:data:`AUTO_AMORTISED`); families without a measured break-even keep the size rule alone.
+
+    The plan assumes the kernel is compiled in this run, even where the process compiled it before:
+    the choice depends on the run alone (model, data shapes, steps), so a replay computes with the same
+    formulas. Outside "auto", or for a run of no steps, a no-op.
+    """
+    if implementation() != "auto" or steps == 0:
+        yield
+        return
+    counted: list[tuple[KernelKey, int]] = []
+    token = _census.set(counted)
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(batch)
+    finally:
+        _census.reset(token)
+        model.train(training)
+    token_plan = _planned.set(planned_kernels(counted, steps, batch.device.type))
+    try:
+        yield
+    finally:
+        _planned.reset(token_plan)
+
+
+def planned_kernels(calls: Sequence[tuple[KernelKey, int]], steps: int, device_type: str) -> frozenset[KernelKey]:
+    """The kernels whose calls (key, input elements) in one step, over ``steps``, repay a compilation."""
+    compiled = compile_enabled() and device_type in COMPILED_DEVICES
+    break_even = AUTO_AMORTISED.get((device_type, compiled), {})
+    per_step: dict[KernelKey, int] = {}
+    for key, elements in calls:
+        if elements >= _fused_from(key[0], device_type, training=True):
+            per_step[key] = per_step.get(key, 0) + elements
+    return frozenset(key for key, elements in per_step.items() if elements * steps >= break_even.get(key[0], 0))
 
 
 def apply(family: str, options: Hashable, x: Tensor, params: Sequence[Tensor]) -> Tensor:
@@ -250,7 +347,7 @@ class Kernel:
             try:
                 # Detached: the compiled graph's guards check requires_grad, so without this an inference
                 # call (inputs that need no gradient) would compile a second graph of the same formula.
-                return self.compiled_forward(x.detach(), *(p.detach() for p in params))
+                return _without_duck_sizing(self.compiled_forward, x.detach(), *(p.detach() for p in params))
             except Exception as exc:  # compilation problems surface as many exception types
                 self._give_up(exc)
         return self.eager_forward(x, *params)
@@ -259,7 +356,7 @@ class Kernel:
         self.calls["backward"] += 1
         if self.compiled_backward is not None:
             try:
-                return self.compiled_backward(grad, x, *params)
+                return _without_duck_sizing(self.compiled_backward, grad, x, *params)
             except Exception as exc:
                 self._give_up(exc)
         return self.eager_backward(grad, x, *params)
@@ -274,6 +371,23 @@ class Kernel:
             stacklevel=3,
         )
         self.compiled, self.compiled_forward, self.compiled_backward = False, None, None
+
+
+def _without_duck_sizing(compiled: Callable[..., Any], *args: Tensor) -> Any:
+    """Call ``compiled`` with Dynamo's duck sizing off, so that a compilation it triggers does not share sizes.
+
+    Why: with duck sizing (Dynamo's default), input dims of equal size get one symbol, and the graph is
+    guarded on that equality. A conv net's first activation, 64 x 32 x 32 x 32 (batch 64, 32 channels),
+    compiled a graph valid only where C = H = W, and the next shape compiled again (forward and backward:
+    a KerasNet CosLU trial compiled 4 graphs for 18 s instead of 2). The setting is read when Dynamo
+    compiles; set and restored around each call (7 µs), it leaves other compilations in the process alone.
+    """
+    saved = fx_config.use_duck_shape
+    fx_config.use_duck_shape = False
+    try:
+        return compiled(*args)
+    finally:
+        fx_config.use_duck_shape = saved
 
 
 _CACHE: dict[tuple[Hashable, ...], Kernel] = {}

@@ -143,7 +143,7 @@ class LSLU(Activation):
         With the fused implementation selected, the n ReLU-affine stages are one pass (one compiled
         kernel forward, one backward) that keeps only ``x`` for backward, instead of 2n + 1 tensors.
         """
-        if fused.uses_fused(self.family, x):
+        if fused.uses_fused(self.family, x, options=self.n):
             return fused.apply(self.family, self.n, x, [self.theta, self.omega])
         theta, omega = self.theta.to(x.dtype), self.omega.to(x.dtype)
         for i in range(self.n):

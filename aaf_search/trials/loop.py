@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aaf_search.activations import fused
 from aaf_search.config import OptimConfig
 from aaf_search.errors import UserError
 from aaf_search.trials.data import DataSplits, iterate_batches
@@ -149,6 +150,14 @@ def _all_finite(tensors: list[Tensor]) -> bool:
     return bool(torch.isfinite(torch.stack(peaks)).all())
 
 
+def planned_steps(samples: int, settings: FitSettings, opts: Optimisers) -> int:
+    """Forward and backward passes of a run that trains all its epochs (2SPU-4 makes two per batch)."""
+    batches = samples // settings.batch_size
+    if samples % settings.batch_size > 1:  # a last batch of one sample is dropped (see fit)
+        batches += 1
+    return settings.epochs * batches * (1 if opts.act is None else 2)
+
+
 def use_channels_last(model: nn.Module, data: DataSplits) -> None:
     """On CPU, put a network trained on images into channels-last memory format (in place).
 
@@ -188,48 +197,50 @@ def fit(
     best_state: dict[str, Tensor] = {key: value.detach().clone() for key, value in model.state_dict().items()}
     stale = 0
     stopped_early = False
-    for epoch in range(1, settings.epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        batches = 0
-        for xb, yb in iterate_batches(
-            data.train_x,
-            data.train_y,
-            settings.batch_size,
-            shuffle=True,
-            generator=generator,
-            augment=augment,
-            # A last batch of one sample would break batch norm in training mode; skip it instead.
-            drop_last=len(data.train_x) % settings.batch_size == 1,
-        ):
-            loss_sum += _train_step(model, xb, yb, opts, settings, scaler)
-            batches += 1
-        lr = opts.lr()
-        opts.step_schedules()
-        train_loss = float(loss_sum) / max(1, batches)
-        _check_finite(model, train_loss, epoch)
-        val_loss, val_acc = evaluate(model, data.val_x, data.val_y, settings.precision)
-        report = EpochReport(
-            epoch=epoch,
-            train_loss=train_loss,
-            val_loss=val_loss,
-            val_accuracy=val_acc,
-            epoch_seconds=time.perf_counter() - started,
-            lr=lr,
-            activation_params=summarize_activation_params(model),
-        )
-        history.append(report)
-        if val_acc > best_acc:
-            best_acc, best_loss, best_epoch, stale = val_acc, val_loss, epoch, 0
-            for key, value in model.state_dict().items():
-                best_state[key].copy_(value)
-        else:
-            stale += 1
-        if on_epoch is not None:
-            on_epoch(report)
-        if settings.early_stop_patience is not None and stale >= settings.early_stop_patience:
-            stopped_early = epoch < settings.epochs
-            break
+    # Fused kernels only where their compilation pays off over this run (see fused.trial_plan).
+    with fused.trial_plan(model, data.train_x[: settings.batch_size], planned_steps(len(data.train_x), settings, opts)):
+        for epoch in range(1, settings.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            batches = 0
+            for xb, yb in iterate_batches(
+                data.train_x,
+                data.train_y,
+                settings.batch_size,
+                shuffle=True,
+                generator=generator,
+                augment=augment,
+                # A last batch of one sample would break batch norm in training mode; skip it instead.
+                drop_last=len(data.train_x) % settings.batch_size == 1,
+            ):
+                loss_sum += _train_step(model, xb, yb, opts, settings, scaler)
+                batches += 1
+            lr = opts.lr()
+            opts.step_schedules()
+            train_loss = float(loss_sum) / max(1, batches)
+            _check_finite(model, train_loss, epoch)
+            val_loss, val_acc = evaluate(model, data.val_x, data.val_y, settings.precision)
+            report = EpochReport(
+                epoch=epoch,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                val_accuracy=val_acc,
+                epoch_seconds=time.perf_counter() - started,
+                lr=lr,
+                activation_params=summarize_activation_params(model),
+            )
+            history.append(report)
+            if val_acc > best_acc:
+                best_acc, best_loss, best_epoch, stale = val_acc, val_loss, epoch, 0
+                for key, value in model.state_dict().items():
+                    best_state[key].copy_(value)
+            else:
+                stale += 1
+            if on_epoch is not None:
+                on_epoch(report)
+            if settings.early_stop_patience is not None and stale >= settings.early_stop_patience:
+                stopped_early = epoch < settings.epochs
+                break
     outcome = FitOutcome(tuple(history), best_epoch, max(best_acc, 0.0), best_loss, stopped_early)
     return outcome, best_state

@@ -327,6 +327,61 @@ def test_auto_uses_fused_only_where_it_was_measured_faster(monkeypatch: pytest.M
     assert not fused.uses_fused("coslu", x)
 
 
+def test_auto_has_a_measured_break_even_for_every_family_it_fuses_on_the_cpu() -> None:
+    assert set(fused.AUTO_AMORTISED[("cpu", True)]) == set(fused.AUTO_FUSED[("cpu", True)])
+    assert all(value > 0 for value in fused.AUTO_AMORTISED[("cpu", True)].values())
+
+
+def test_a_plan_fuses_the_kernels_whose_calls_over_the_steps_repay_a_compilation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fused.set_implementation("auto", compile=False)
+    monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", False), {"coslu": 10, "lincomb": 10})
+    monkeypatch.setitem(fused.AUTO_AMORTISED, ("cpu", False), {"coslu": 1000, "lincomb": 1000})
+    coslu, two_bases, one_basis = ("coslu", None), ("lincomb", ("relu", "tanh")), ("lincomb", ("relu",))
+    # Two CosLU calls of 60 and 40 elements share one kernel; the 8-element call runs eagerly by its size
+    # and does not count. The two LinComb modules have different bases: two kernels, 60 elements each.
+    calls = [(coslu, 60), (coslu, 40), (coslu, 8), (two_bases, 60), (one_basis, 60)]
+    assert fused.planned_kernels(calls, 9, "cpu") == frozenset()
+    assert fused.planned_kernels(calls, 10, "cpu") == {coslu}  # 100 x 10 = 1000; LinComb 600 each
+    assert fused.planned_kernels(calls, 17, "cpu") == {coslu, two_bases, one_basis}
+    monkeypatch.setitem(fused.AUTO_AMORTISED, ("cpu", False), {"coslu": 1000})  # LinComb not measured
+    assert fused.planned_kernels(calls, 1, "cpu") == {two_bases, one_basis}  # the size rule alone
+
+
+def test_a_trial_plan_counts_the_models_calls_and_leaves_its_state_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused.clear_cache()
+    fused.set_implementation("auto", compile=False)
+    monkeypatch.setitem(fused.AUTO_FUSED, ("cpu", False), {"coslu": 10, "lincomb": 10})
+    monkeypatch.setitem(fused.AUTO_AMORTISED, ("cpu", False), {"coslu": 1000, "lincomb": 1000})
+    first, second = activations.create("coslu"), activations.create("coslu")
+    lincomb = activations.create("lincomb", bases=("relu", "tanh"))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), first, torch.nn.Linear(8, 6), second, lincomb
+    )
+    batch = torch.randn(10, 4)  # per step: CosLU 80 + 60 elements, LinComb 60
+    statistics = [model[1].running_mean.clone(), model[1].num_batches_tracked.clone()]
+    with fused.trial_plan(model, batch, steps=10):
+        assert model.training  # the counting pass ran in eval mode and gave the mode back
+        torch.testing.assert_close([model[1].running_mean, model[1].num_batches_tracked], statistics)
+        model(batch).sum().backward()
+        assert first.trained_fused and second.trained_fused and not lincomb.trained_fused
+    assert {key[:2] for key in fused._CACHE} == {("coslu", None)}
+    model(batch).sum().backward()  # outside a plan, the size rule alone
+    assert lincomb.trained_fused
+    fused.clear_cache()
+
+
+def test_a_trial_plan_changes_nothing_outside_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(fused.AUTO_AMORTISED, ("cpu", False), {"coslu": 10**12})
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), activations.create("coslu"))
+    for impl, fused_path in (("fused", True), ("eager", False)):
+        fused.set_implementation(impl, compile=False)
+        with fused.trial_plan(model, torch.randn(3, 4), steps=1):
+            assert fused.uses_fused("coslu", torch.zeros(10**6), options=None) is fused_path
+    fused.clear_cache()
+
+
 def test_auto_evaluates_on_the_fused_path_only_modules_that_trained_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
     fused.clear_cache()
     fused.set_implementation("auto", compile=False)
@@ -420,6 +475,30 @@ def test_compiled_kernels_are_reused_across_modules_and_batch_sizes() -> None:
     for compiled, eager in zip(outputs, _fwd_bwd(first, x), strict=True):
         torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
     assert again[0].shape == (13, 4, 5, 5)
+    fused.clear_cache()
+
+
+@pytest.mark.slow
+def test_a_kernel_first_compiled_on_equal_sizes_serves_other_shapes_without_recompiling() -> None:
+    from torch._dynamo.utils import counters
+
+    fused.clear_cache()
+    fused.set_implementation("fused", compile=True)
+    module = activations.create("coslu", init={"a": 0.7, "b": 1.3})
+    channels_last = torch.channels_last
+    # Batch, channels, height and width all 16: a conv net's 64 x 32 x 32 x 32 in small. Dynamo's duck
+    # sizing would give them one symbol and guard on their equality, so each shape below would compile.
+    # (All above 4096 elements: Inductor's backward guards on that size, a legitimate second graph.)
+    _fwd_bwd(module, torch.randn(16, 16, 16, 16).contiguous(memory_format=channels_last))
+    graphs = counters["stats"]["unique_graphs"]
+    for shape in ((16, 32, 16, 16), (16, 16, 8, 8), (9, 16, 7, 11)):
+        x = torch.randn(shape).contiguous(memory_format=channels_last)
+        compiled = _fwd_bwd(module, x)
+        fused.set_implementation("eager")
+        for value, expected in zip(compiled, _fwd_bwd(module, x), strict=True):
+            torch.testing.assert_close(value, expected, atol=1e-5, rtol=1e-5)
+        fused.set_implementation("fused", compile=True)
+    assert counters["stats"]["unique_graphs"] == graphs
     fused.clear_cache()
 
 

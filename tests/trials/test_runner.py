@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from aaf_search.activations import fused
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, PretrainConfig, TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.trials import loop, optim
@@ -46,6 +47,33 @@ def test_same_seed_gives_identical_metrics() -> None:
     assert [r.val_loss for r in first.history] == [r.val_loss for r in second.history]
     assert first.test_accuracy == second.test_accuracy
     assert first.history[-1].activation_params == second.history[-1].activation_params
+
+
+def test_a_small_trial_trains_eagerly_rather_than_compile_a_kernel_it_cannot_repay() -> None:
+    # lincomb_bases' trials on digits: every basis subset is a kernel of its own, and an MLP's activations
+    # (64 x (392 + 196) elements, 23 steps an epoch) repay a compilation only after hundreds of epochs. Before
+    # the plan, "auto" compiled one (4-8 s) for almost every trial of a few hundred milliseconds.
+    fused.clear_cache()
+    fused.set_implementation("auto", compile=True)
+    try:
+        plan = uniform_plan("lincomb", options={"bases": ["relu", "silu"]})
+        run_trial(TrialConfig(model="dnn3", epochs=4, seed=0, device="cpu", plan=plan))
+        assert fused.cache_info() == {}  # no kernel built, none compiled
+    finally:
+        fused.set_implementation(None)
+        fused.clear_cache()
+
+
+def test_planned_steps_count_the_batches_a_run_trains() -> None:
+    model = build_model("dnn2", input_shape=(1, 8, 8), num_classes=10)
+    apply_plan(model, uniform_plan("ahaf"), torch.zeros(2, 1, 8, 8))
+    settings = FitSettings(optim=OptimConfig(), epochs=3, batch_size=10, seed=0)
+    opts = build_optimisers(model, settings.optim, settings.epochs)
+    assert loop.planned_steps(101, settings, opts) == 30  # a last batch of one sample is dropped
+    assert loop.planned_steps(102, settings, opts) == 33
+    two_stage = FitSettings(optim=OptimConfig(dspu4=True), epochs=3, batch_size=10, seed=0)
+    opts = build_optimisers(model, two_stage.optim, two_stage.epochs)
+    assert loop.planned_steps(100, two_stage, opts) == 60  # two passes a batch
 
 
 def test_a_conv_net_trains_channels_last_on_cpu_with_its_weights_kept() -> None:
