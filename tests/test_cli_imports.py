@@ -26,6 +26,8 @@ print(code, [name for name in ("torch", "torchvision") if name in sys.modules])
         ["train", "--config", "nope.yaml"],  # a config file that is not there
         ["train", "--config", "nope.yaml", "--epochs", "0"],
         ["report", "--storage", "journal:missing.log"],  # a storage that is not there
+        ["robust", "--storage", "journal:missing.log"],
+        ["robust", "--seeds", "42,x"],
     ],
 )
 def test_a_mistyped_command_is_refused_without_importing_torch(args: list[str], tmp_path: Path) -> None:

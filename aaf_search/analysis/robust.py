@@ -13,7 +13,8 @@ companion study ``<study>:robust`` of the same storage, each with user attrs ``s
 ``seed`` and ``config``, and the owner and heartbeat every search trial records (so that another process
 does not take a live run for a dead one). Rerunning resumes: a (config, seed) pair already COMPLETE there
 is reused, not rerun.
-The statistics and the files are :mod:`aaf_search.analysis.robust_table`'s job.
+The settings are :mod:`aaf_search.analysis.robust_settings`'s, the statistics and the files
+:mod:`aaf_search.analysis.robust_table`'s.
 """
 
 from __future__ import annotations
@@ -30,58 +31,27 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search import activations
+from aaf_search.analysis.robust_settings import SEEDS, RobustError, RobustSettings
 from aaf_search.analysis.studies import load_search_study
 from aaf_search.config import TrialConfig
-from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
-from aaf_search.search.backends import Backend, default_backend, make_backend
+from aaf_search.search.backends import Backend, make_backend
 from aaf_search.search.driver import RUNS_DIR, check_single_writer
 from aaf_search.search.export import ranked, trial_config
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_SEED, ATTR_SPACE, TrialRecorder
 from aaf_search.search.session import SearchSession, TrialRunner
-from aaf_search.search.settings import Resources, SearchSettings
-from aaf_search.search.storage import DEFAULT_STORAGE, open_storage
+from aaf_search.search.settings import SearchSettings
+from aaf_search.search.storage import open_storage
 from aaf_search.search.study import count_finished, fail_interrupted, open_study, robust_name
 from aaf_search.spaces import SearchSpace, SpaceDefaults
 
-SEEDS = (42, 100, 128, 1999, 7823)  # the seed projects' five seeds
-DEFAULT_TOP_K = 3
 BASELINE_LABEL = "baseline"
 
 ATTR_SOURCE_TRIAL = "source_trial"
 ATTR_LABEL = "label"
 ATTR_FAMILY = "family"
-
-
-class RobustError(UserError):
-    """The robustness stage cannot run as asked: no such study, nothing complete, a bad option."""
-
-
-@dataclass(frozen=True)
-class RobustSettings:
-    """Everything ``aaf-search robust`` needs; ``epochs=None`` keeps each configuration's own budget."""
-
-    storage: str = DEFAULT_STORAGE
-    study: str | None = None
-    top_k: int = DEFAULT_TOP_K
-    seeds: tuple[int, ...] = SEEDS
-    baseline: str = "relu"
-    backend: str = field(default_factory=default_backend)
-    epochs: int | None = None
-    out: Path | None = None  # default aaf-runs/<study>/robust
-    resources: Resources = field(default_factory=Resources)
-
-    def record(self) -> dict[str, Any]:
-        """The settings as stored in the companion study (no storage URL: it may hold a password)."""
-        return {
-            "top_k": self.top_k,
-            "seeds": list(self.seeds),
-            "baseline": self.baseline,
-            "backend": self.backend,
-            "epochs": self.epochs,
-        }
 
 
 @dataclass(frozen=True)
@@ -106,20 +76,6 @@ class RobustRun:
     def key(self) -> str:
         """What makes two runs the same run: the full config's digest (seed and epochs included)."""
         return self.config.digest()
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"42,100,128"`` -> ``(42, 100, 128)``; a one-line error for anything else."""
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        seeds = tuple(int(p) for p in parts)
-    except ValueError:
-        raise RobustError(f"--seeds must be comma-separated integers like 42,100,128; got '{text}'") from None
-    if any(s < 0 for s in seeds):
-        raise RobustError(f"--seeds must be non-negative integers; got '{text}'")
-    if len(set(seeds)) != len(seeds):
-        raise RobustError(f"--seeds names a seed twice: '{text}'")
-    return seeds
 
 
 def check_settings(settings: RobustSettings) -> None:

@@ -10,7 +10,7 @@ HELP = "Re-train the top-K configurations of a study and a baseline under severa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from aaf_search.analysis.robust import DEFAULT_TOP_K, SEEDS
+    from aaf_search.analysis.robust_settings import DEFAULT_TOP_K, SEEDS
     from aaf_search.search import BACKENDS, DEFAULT_STORAGE, default_backend
 
     add = parser.add_argument
@@ -28,15 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from aaf_search.analysis import robust_table
-    from aaf_search.analysis.robust import RobustSettings, parse_seeds, run_robust
+    from aaf_search.analysis.robust_settings import RobustSettings, parse_seeds
+    from aaf_search.analysis.studies import load_search_study
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # A bad --seeds, or a storage or study that is not there, is refused before torch is imported.
+    seeds = parse_seeds(args.seeds)
+    load_search_study(args.storage, args.study)
+    from aaf_search.analysis import robust_table
+    from aaf_search.analysis.robust import run_robust
+
     settings = RobustSettings(
         storage=args.storage,
         study=args.study,
         top_k=args.top_k,
-        seeds=parse_seeds(args.seeds),
+        seeds=seeds,
         baseline=args.baseline,
         backend=args.backend,
         epochs=args.epochs,

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aaf_search.analysis.robust import RobustSettings, run_robust
+from aaf_search.analysis.robust import run_robust
+from aaf_search.analysis.robust_settings import RobustSettings
 from aaf_search.analysis.robust_table import conclude
 from aaf_search.config import TrialConfig
 from aaf_search.search import SearchSettings, run_search

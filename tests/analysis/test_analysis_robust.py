@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from small_study import FAKE_THREADS, REAL_SEEDS, REAL_STUDY, FakeRunner, fake_accuracy, fake_search, real_study
 
-from aaf_search.analysis.robust import Candidate, RobustSettings, parse_seeds, plan_runs, run_robust
+from aaf_search.analysis.robust import Candidate, plan_runs, run_robust
+from aaf_search.analysis.robust_settings import RobustSettings, parse_seeds
 from aaf_search.analysis.robust_table import ROBUST_COLUMNS, conclude
 from aaf_search.cli import main
 from aaf_search.config import PretrainConfig, TrialConfig, load_yaml
