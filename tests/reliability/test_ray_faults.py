@@ -70,7 +70,9 @@ def test_sigkill_of_the_ray_driver_then_the_same_command_resumes(tmp_path: Path)
 
 def test_a_killed_ray_worker_fails_its_trial_and_the_search_completes(tmp_path: Path) -> None:
     Path("space.yaml").write_text(SPACE)
-    search = Search.start(search_command(STORAGE, *RAY, trials=2), tmp_path / "search.log")
+    # 120 epochs (about 6 s of dnn2 on digits): with the default 40, a trial seen at its second epoch by
+    # a poll on a loaded machine sometimes finished before the kill landed.
+    search = Search.start(search_command(STORAGE, *RAY, trials=2, epochs=120), tmp_path / "search.log")
     try:
         wait_until(running_mid_trial(STORAGE, 0), [search], "trial 0 is training", timeout=RAY_START_SECONDS)
         (worker,) = ray_trial_workers(session=search.process.pid)
