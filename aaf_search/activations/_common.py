@@ -24,8 +24,6 @@ class Elementwise(Activation):
     against.
     """
 
-    trained_fused = False  # whether a forward with gradients has taken the fused path (fused.uses_fused)
-
     def forward(self, x: Tensor) -> Tensor:
         if not x.is_floating_point():
             raise ActivationError(f"activation '{self.family}' needs a floating-point input, got {x.dtype}")

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from aaf_search.activations.fused_kernels import KERNELS, Backward, Forward
-from aaf_search.activations.registry import ActivationError
+from aaf_search.activations.registry import Activation, ActivationError
 from aaf_search.envflags import switched_on
 
 Implementation = Literal["eager", "fused", "auto"]
@@ -236,6 +236,11 @@ def uses_fused(family: str, x: Tensor, *, options: Hashable = None, trained_fuse
         if planned is not None and (family, options) not in planned:
             return False
     return x.numel() >= _fused_from(family, x.device.type, training)
+
+
+def trained_families(model: nn.Module) -> tuple[str, ...]:
+    """The activation families in ``model`` that have trained on the fused path (sorted, once each)."""
+    return tuple(sorted({m.family for m in model.modules() if isinstance(m, Activation) and m.trained_fused}))
 
 
 def _fused_from(family: str, device_type: str, training: bool) -> float:

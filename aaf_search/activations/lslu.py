@@ -144,6 +144,8 @@ class LSLU(Activation):
         kernel forward, one backward) that keeps only ``x`` for backward, instead of 2n + 1 tensors.
         """
         if fused.uses_fused(self.family, x, options=self.n):
+            if torch.is_grad_enabled():
+                self.trained_fused = True
             return fused.apply(self.family, self.n, x, [self.theta, self.omega])
         theta, omega = self.theta.to(x.dtype), self.omega.to(x.dtype)
         for i in range(self.n):

@@ -75,6 +75,8 @@ class Activation(nn.Module):
     structural_params: ClassVar[tuple[str, ...]] = ()
     # The constructor takes ``channels`` (LSLU's depthwise conv and BatchNorm are sized by it).
     needs_channels: ClassVar[bool] = False
+    # Whether a forward with gradients has taken the fused path (see activations.fused.uses_fused).
+    trained_fused = False
 
     @property
     def trainable(self) -> bool:

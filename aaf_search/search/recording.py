@@ -279,6 +279,7 @@ def result_attrs(result: TrialResult, metric: str) -> dict[str, Any]:
         "device": result.device,
         "seconds": result.seconds,
         "stopped_early": result.stopped_early,
+        "fused_activations": list(result.fused_activations),
         **{f"extra/{key}": value for key, value in result.extra.items()},
         **({ATTR_CPU_THREADS: result.cpu_threads} if result.cpu_threads is not None else {}),
     }

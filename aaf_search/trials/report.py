@@ -70,3 +70,4 @@ class TrialResult:
     history: tuple[EpochReport, ...]
     extra: dict[str, Any] = field(default_factory=dict)
     cpu_threads: int | None = None  # torch's CPU thread count for a CPU run: it changes results in the last digits
+    fused_activations: tuple[str, ...] = ()  # the families whose training took the fused path (see fused.trial_plan)

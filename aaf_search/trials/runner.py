@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aaf_search.activations import fused
 from aaf_search.atomic import write_atomically
 from aaf_search.config import PretrainConfig, TrialConfig, save_yaml
 from aaf_search.errors import UserError
@@ -129,6 +130,7 @@ def run_trial(
         history=outcome.history,
         extra=extra,
         cpu_threads=torch.get_num_threads() if device.type == "cpu" else None,
+        fused_activations=fused.trained_families(model),
     )
     if out_dir is not None:
         save_run(out_dir, config, model, result)

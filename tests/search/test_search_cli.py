@@ -165,6 +165,7 @@ def test_search_end_to_end_on_digits(odd_pruner: str, capsys: pytest.CaptureFixt
     assert sorted(complete.intermediate_values) == [1, 2]
     assert complete.user_attrs["epochs_run"] == 2 and complete.user_attrs["device"] == "cpu"
     assert complete.user_attrs["param_count"] > 0 and 0.0 <= complete.user_attrs["test_accuracy"] <= 1.0
+    assert complete.user_attrs["fused_activations"] == []  # the suite runs eager (tests/conftest.py)
     assert Path("aaf-runs/trainable_zoo/trials/0000/metrics.csv").is_file()
 
     config, meta = load_yaml("aaf-runs/trainable_zoo/best.yaml")

@@ -57,11 +57,26 @@ def test_a_small_trial_trains_eagerly_rather_than_compile_a_kernel_it_cannot_rep
     fused.set_implementation("auto", compile=True)
     try:
         plan = uniform_plan("lincomb", options={"bases": ["relu", "silu"]})
-        run_trial(TrialConfig(model="dnn3", epochs=4, seed=0, device="cpu", plan=plan))
+        result = run_trial(TrialConfig(model="dnn3", epochs=4, seed=0, device="cpu", plan=plan))
         assert fused.cache_info() == {}  # no kernel built, none compiled
+        assert result.fused_activations == ()
     finally:
         fused.set_implementation(None)
         fused.clear_cache()
+
+
+def test_a_trial_records_the_families_that_trained_fused() -> None:
+    fused.set_implementation("fused", compile=False)
+    try:
+        plan = (
+            PlanEntry(select="fc.act1", activation=ActivationSpec(family="coslu")),
+            PlanEntry(select="fc.act2", activation=ActivationSpec(family="silu")),  # no fused kernel
+        )
+        result = run_trial(TrialConfig(model="dnn3", epochs=1, seed=0, device="cpu", plan=plan))
+    finally:
+        fused.set_implementation(None)
+        fused.clear_cache()
+    assert result.fused_activations == ("coslu",)
 
 
 def test_planned_steps_count_the_batches_a_run_trains() -> None:
