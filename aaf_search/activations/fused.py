@@ -136,7 +136,9 @@ AUTO_AMORTISED: dict[tuple[str, bool], dict[str, float]] = {
     # run's steps. A digits MLP's LinComb trial is 3.5 x 10^6 (dnn3: 64 x (392 + 196) elements a step, 92
     # steps), and lincomb_bases compiled a new kernel for almost every trial: 6 trials took 44 s with
     # compilations, 3 s eager. The values are the script's break-even sizes for a cold compile (one run,
-    # rounded); CUDA was not measured: the size rule alone.
+    # rounded). Whole KerasNet trials with CosLU gained about half what they predict (README, Compilation):
+    # a run of up to twice the break-even may lose about one compilation's time. CUDA was not measured:
+    # the size rule alone.
     ("cpu", True): {
         "aglu": 2.8e9,
         "ahaf": 1.8e9,
