@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -30,7 +31,7 @@ import tempfile
 import time
 
 SHAPE = (128, 32, 32, 32)  # the 4-conv network's largest activation (benchmarks/activations.py), channels-last
-SIZE = 128 * 32 * 32 * 32
+SIZE = math.prod(SHAPE)
 ELEMENTS_PER_TIMING = 12_000_000
 
 
