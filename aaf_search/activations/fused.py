@@ -247,9 +247,13 @@ def trained_families(model: nn.Module) -> tuple[str, ...]:
 
 def _fused_from(family: str, device_type: str, training: bool) -> float:
     """The input size from which "auto" takes the fused path (inf: never)."""
-    compiled = compile_enabled() and device_type in COMPILED_DEVICES
     table = AUTO_FUSED if training else AUTO_FUSED_INFERENCE
-    return table.get((device_type, compiled), {}).get(family, float("inf"))
+    return table.get((device_type, _compiles_on(device_type)), {}).get(family, float("inf"))
+
+
+def _compiles_on(device_type: str) -> bool:
+    """Whether the fused kernels for ``device_type`` are compiled (the second key of the "auto" tables)."""
+    return compile_enabled() and device_type in COMPILED_DEVICES
 
 
 @contextmanager
@@ -288,8 +292,7 @@ def trial_plan(model: nn.Module, batch: Tensor, steps: int) -> Iterator[None]:
 
 def planned_kernels(calls: Sequence[tuple[KernelKey, int]], steps: int, device_type: str) -> frozenset[KernelKey]:
     """The kernels whose calls (key, input elements) in one step, over ``steps``, repay a compilation."""
-    compiled = compile_enabled() and device_type in COMPILED_DEVICES
-    break_even = AUTO_AMORTISED.get((device_type, compiled), {})
+    break_even = AUTO_AMORTISED.get((device_type, _compiles_on(device_type)), {})
     per_step: dict[KernelKey, int] = {}
     for key, elements in calls:
         if elements >= _fused_from(key[0], device_type, training=True):
@@ -404,7 +407,7 @@ def get_kernel(
     family: str, options: Hashable, device: torch.device, dtype: torch.dtype, param_dtype: torch.dtype
 ) -> Kernel:
     """The cached kernel for this key, built (and wrapped in ``torch.compile``) on first use."""
-    compiled = compile_enabled() and device.type in COMPILED_DEVICES
+    compiled = _compiles_on(device.type)
     key = (family, options, device.type, dtype, param_dtype, compiled)
     kernel = _CACHE.get(key)
     if kernel is None:

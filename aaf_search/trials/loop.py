@@ -150,11 +150,14 @@ def _all_finite(tensors: list[Tensor]) -> bool:
     return bool(torch.isfinite(torch.stack(peaks)).all())
 
 
+def drops_last_batch(samples: int, batch_size: int) -> bool:
+    """Whether an epoch skips its last batch: one sample alone would break batch norm in training mode."""
+    return samples % batch_size == 1
+
+
 def planned_steps(samples: int, settings: FitSettings, opts: Optimisers) -> int:
     """Forward and backward passes of a run that trains all its epochs (2SPU-4 makes two per batch)."""
-    batches = samples // settings.batch_size
-    if samples % settings.batch_size > 1:  # a last batch of one sample is dropped (see fit)
-        batches += 1
+    batches = math.ceil(samples / settings.batch_size) - drops_last_batch(samples, settings.batch_size)
     return settings.epochs * batches * (1 if opts.act is None else 2)
 
 
@@ -211,8 +214,7 @@ def fit(
                 shuffle=True,
                 generator=generator,
                 augment=augment,
-                # A last batch of one sample would break batch norm in training mode; skip it instead.
-                drop_last=len(data.train_x) % settings.batch_size == 1,
+                drop_last=drops_last_batch(len(data.train_x), settings.batch_size),
             ):
                 loss_sum += _train_step(model, xb, yb, opts, settings, scaler)
                 batches += 1
