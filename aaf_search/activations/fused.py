@@ -9,14 +9,16 @@ DESIGN.md). Here each family is ONE ``torch.autograd.Function`` that
 - evaluates the forward as one fused expression and the backward (gradient w.r.t. the input and every
   parameter, the parameter gradients summed to the parameter's shape) as another, from the hand-derived
   formulas in :mod:`aaf_search.activations.fused_kernels`;
-- compiles both with ``torch.compile(dynamic=True)`` on CPU and CUDA, so a new batch size (the last,
-  smaller batch of an epoch) does not recompile; without a working compiler, or with compilation
-  switched off, the same formulas run eagerly (same memory, no speed-up).
+- compiles both with symbolic sizes, so a new batch size (the last, smaller batch of an epoch) does not
+  recompile: on the CPU into files that later processes load in milliseconds
+  (:mod:`aaf_search.activations.kernel_store`), on CUDA with ``torch.compile(dynamic=True)`` (so too on
+  the CPU with ``AAF_KERNEL_STORE=0``, or where tracing a kernel fails); without a working compiler, or
+  with compilation switched off, the same formulas run eagerly (same memory, no speed-up).
 
 Compiled functions live in a process-wide cache keyed by (family, static options, device type, input
-dtype, parameter dtype): compilation is paid once per worker process and input rank, not per trial or
-module. Each key gets its own code object, so dynamo's per-code recompile limit (8) is never shared
-between families and dtypes.
+dtype, parameter dtype): compilation is paid once per worker process and input layout, not per trial or
+module, and on the CPU once per machine. Each key gets its own code object, so dynamo's per-code
+recompile limit (8) is never shared between families and dtypes.
 
 The switch (:func:`set_implementation`, or the environment variable ``AAF_ACTIVATION_IMPL``):
 
@@ -36,25 +38,32 @@ processes: use the environment variable there (``set_implementation`` changes on
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import logging
 import os
+import sys
 import types
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 import torch.fx.experimental._config as fx_config
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from aaf_search.activations import fused_kernels, kernel_store
 from aaf_search.activations.fused_kernels import KERNELS, Backward, Forward
 from aaf_search.activations.registry import Activation, ActivationError
 from aaf_search.envflags import switched_on
 
+T = TypeVar("T")
 Implementation = Literal["eager", "fused", "auto"]
 IMPLEMENTATIONS: tuple[Implementation, ...] = ("eager", "fused", "auto")
 ENV_IMPL = "AAF_ACTIVATION_IMPL"
@@ -65,28 +74,31 @@ COMPILED_DEVICES = ("cpu", "cuda")  # device types where torch.compile (inductor
 AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
     # (device type, compiled) -> {family: input elements from which "auto" takes the fused path}.
     # benchmarks/fused_crossover.py measured, per family, from which input size a fused forward and
-    # backward stays faster than the eager reference (2-core CPU, fp32; a fused call costs a fixed few
-    # hundred microseconds more, and less per element). On a digits MLP's activations (12-25k elements)
-    # a fused epoch was 1.10x (CosLU) and 1.14x (AHAF) an eager one. Every family is fused on the 4-conv
-    # network of benchmarks/activations.py (4M elements per activation).
-    # Without compilation the fused formulas save memory but were not shown faster: eager.
+    # backward stays faster than the eager reference (2-core CPU, fp32, the stored kernels of
+    # kernel_store; the larger size of two runs). A fused call costs a fixed amount more (CosLU on a
+    # 16 x 4 input: 130 microseconds; 310 under torch.compile, with Dynamo's guards, when these sizes
+    # were 2-16x larger), and less per element. APA's and AGLU's fused forms save little at any size
+    # (log1p and exp dominate): their ratios hovered at 0.6-1.07 from 2^12 to 2^20 elements, so the
+    # larger of two runs put their thresholds late (under torch.compile: 2^18 and 2^17).
+    # Every family is fused on the 4-conv network of benchmarks/activations.py (4M elements per
+    # activation). Without compilation the fused formulas save memory but were not shown faster: eager.
     # LSLU stays eager: every series length n is a separate kernel, so a search over n (lslu_depth) would
     # pay a compilation of 1-4 s in most of a worker's first trials, longer than the fused series saves in
     # a short trial (step 3.8x -> 2.3x SiLU; its depthwise conv and BatchNorm, not the series, are the rest).
     ("cpu", True): {
-        "aglu": 1 << 17,
-        "ahaf": 1 << 18,
-        "apa": 1 << 18,
-        "coslu": 1 << 17,
-        "delu": 1 << 13,
+        "aglu": 1 << 19,
+        "ahaf": 1 << 17,
+        "apa": 1 << 20,
+        "coslu": 1 << 14,
+        "delu": 1 << 12,
         "fneuron": 1 << 12,
-        "leaf": 1 << 19,
-        "lincomb": 1 << 14,
-        "normlincomb": 1 << 13,
-        "relun": 1 << 15,
-        "scaledsoftsign": 1 << 17,
-        "shilu": 1 << 19,
-        "sinlu": 1 << 16,
+        "leaf": 1 << 15,
+        "lincomb": 1 << 12,
+        "normlincomb": 1 << 12,
+        "relun": 1 << 14,
+        "scaledsoftsign": 1 << 16,
+        "shilu": 1 << 18,
+        "sinlu": 1 << 14,
     },
     # CUDA (H200, torch 2.11, bf16 inputs with fp32 parameters, as under autocast): a fused call costs
     # about 0.1 ms more in Python and dispatch than an eager one, which on a GPU is more than the eager
@@ -104,25 +116,25 @@ AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
 
 AUTO_FUSED_INFERENCE: dict[tuple[str, bool], dict[str, int]] = {
     # The same for a forward without gradients (validation passes), from
-    # ``benchmarks/fused_crossover.py --inference`` (2-core CPU, fp32; the larger size of two runs). Eager
-    # inference runs each operation as its own pass over memory, so fused was up to 9x faster on 2^20
-    # elements (F-neuron, DELU; LinComb 5x); ReLUN's and ShiLU's eager forms are one or two cheap kernels and
-    # stay faster up to 2^19 elements. Only modules whose training took the fused path use it (see
+    # ``benchmarks/fused_crossover.py --inference`` (2-core CPU, fp32, the stored kernels of kernel_store;
+    # the larger size of two runs). Eager inference runs each operation as its own pass over memory, so
+    # fused was up to 8x faster on 2^20 elements (F-neuron; DELU 6x, LinComb 4x); ShiLU's eager form is
+    # two cheap kernels and stays faster up to 2^17 elements, ReLUN's one clamp (in one of the two runs)
+    # up to 2^20: ReLUN evaluates eagerly. Only modules whose training took the fused path use it (see
     # uses_fused). CUDA: not measured for inference, eager.
     ("cpu", True): {
-        "aglu": 1 << 18,
+        "aglu": 1 << 15,
         "ahaf": 1 << 17,
-        "apa": 1 << 18,
-        "coslu": 1 << 15,
+        "apa": 1 << 19,
+        "coslu": 1 << 16,
         "delu": 1 << 12,
         "fneuron": 1 << 12,
-        "leaf": 1 << 14,
-        "lincomb": 1 << 13,
+        "leaf": 1 << 16,
+        "lincomb": 1 << 12,
         "normlincomb": 1 << 12,
-        "relun": 1 << 20,
-        "scaledsoftsign": 1 << 18,
-        "shilu": 1 << 20,
-        "sinlu": 1 << 18,
+        "scaledsoftsign": 1 << 17,
+        "shilu": 1 << 18,
+        "sinlu": 1 << 16,
     },
 }
 
@@ -266,9 +278,9 @@ def trial_plan(model: nn.Module, batch: Tensor, steps: int) -> Iterator[None]:
     A kernel is planned fused when those elements times ``steps`` reach the family's break-even
     (:data:`AUTO_AMORTISED`); families without a measured break-even keep the size rule alone.
 
-    The plan assumes the kernel is compiled in this run, even where the process compiled it before:
-    the choice depends on the run alone (model, data shapes, steps), so a replay computes with the same
-    formulas. Outside "auto", or for a run of no steps, a no-op.
+    The plan assumes the kernel is compiled in this run, even where the process compiled it before or
+    (on the CPU) an earlier process stored it: the choice depends on the run alone (model, data shapes,
+    steps), so a replay computes with the same formulas. Outside "auto", or for a run of no steps, a no-op.
     """
     if implementation() != "auto" or steps == 0:
         yield
@@ -349,15 +361,17 @@ class Kernel:
     compiled: bool
     compiled_forward: Forward | None = None
     compiled_backward: Backward | None = None
+    stored_forward: kernel_store.StoredFunction | None = None  # on the CPU: compiled_* call these
+    stored_backward: kernel_store.StoredFunction | None = None
     calls: dict[str, int] = field(default_factory=lambda: {"forward": 0, "backward": 0})
 
     def forward(self, x: Tensor, *params: Tensor) -> Tensor:
         self.calls["forward"] += 1
         if self.compiled_forward is not None:
             try:
-                # Detached: the compiled graph's guards check requires_grad, so without this an inference
-                # call (inputs that need no gradient) would compile a second graph of the same formula.
-                return _without_duck_sizing(self.compiled_forward, x.detach(), *(p.detach() for p in params))
+                # Detached: Dynamo's guards check requires_grad, so without this an inference call (inputs
+                # that need no gradient) would compile a second graph of the same formula.
+                return self.compiled_forward(x.detach(), *(p.detach() for p in params))
             except Exception as exc:  # compilation problems surface as many exception types
                 self._give_up(exc)
         return self.eager_forward(x, *params)
@@ -366,7 +380,7 @@ class Kernel:
         self.calls["backward"] += 1
         if self.compiled_backward is not None:
             try:
-                return _without_duck_sizing(self.compiled_backward, grad, x, *params)
+                return self.compiled_backward(grad, x, *params)
             except Exception as exc:
                 self._give_up(exc)
         return self.eager_backward(grad, x, *params)
@@ -383,8 +397,8 @@ class Kernel:
         self.compiled, self.compiled_forward, self.compiled_backward = False, None, None
 
 
-def _without_duck_sizing(compiled: Callable[..., Any], *args: Tensor) -> Any:
-    """Call ``compiled`` with Dynamo's duck sizing off, so that a compilation it triggers does not share sizes.
+def _without_duck_sizing(compiled: Callable[..., T]) -> Callable[..., T]:
+    """``compiled`` called with Dynamo's duck sizing off, so that a compilation it triggers does not share sizes.
 
     Why: with duck sizing (Dynamo's default), input dims of equal size get one symbol, and the graph is
     guarded on that equality. A conv net's first activation, 64 x 32 x 32 x 32 (batch 64, 32 channels),
@@ -392,12 +406,16 @@ def _without_duck_sizing(compiled: Callable[..., Any], *args: Tensor) -> Any:
     a KerasNet CosLU trial compiled 4 graphs for 18 s instead of 2). The setting is read when Dynamo
     compiles; set and restored around each call (7 µs), it leaves other compilations in the process alone.
     """
-    saved = fx_config.use_duck_shape
-    fx_config.use_duck_shape = False
-    try:
-        return compiled(*args)
-    finally:
-        fx_config.use_duck_shape = saved
+
+    def call(*args: Tensor) -> T:
+        saved = fx_config.use_duck_shape
+        fx_config.use_duck_shape = False
+        try:
+            return compiled(*args)
+        finally:
+            fx_config.use_duck_shape = saved
+
+    return call
 
 
 _CACHE: dict[tuple[Hashable, ...], Kernel] = {}
@@ -421,15 +439,55 @@ def get_kernel(
                 # have a CUDA toolkit but no GPU: irrelevant to a CPU kernel, and printed into every search.
                 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             tag = _tag(family, dtype, param_dtype, len(_CACHE))
-            # dynamic=True: one graph for every batch size; size-1 dims (scalar parameters) stay static.
-            kernel.compiled_forward = torch.compile(
-                fresh_function(eager_forward, f"{tag}_fwd"), dynamic=True, fullgraph=True
-            )
-            kernel.compiled_backward = torch.compile(
-                fresh_function(eager_backward, f"{tag}_bwd"), dynamic=True, fullgraph=True
-            )
+            dynamo_forward = _dynamo_compiled(eager_forward, f"{tag}_fwd")
+            dynamo_backward = _dynamo_compiled(eager_backward, f"{tag}_bwd")
+            kernel.compiled_forward, kernel.compiled_backward = dynamo_forward, dynamo_backward
+            if device.type == "cpu" and kernel_store.enabled():
+                kernel.stored_forward = kernel_store.StoredFunction(
+                    _as_tuple(eager_forward), (*key, "forward"), _formulas_digest(), 1, _as_tuple(dynamo_forward)
+                )
+                kernel.stored_backward = kernel_store.StoredFunction(
+                    eager_backward, (*key, "backward"), _formulas_digest(), 2, dynamo_backward
+                )
+                kernel.compiled_forward = _first(kernel.stored_forward)
+                kernel.compiled_backward = kernel.stored_backward
         _CACHE[key] = kernel
     return kernel
+
+
+def _dynamo_compiled(fn: Callable[..., T], name: str) -> Callable[..., T]:
+    """``fn`` under ``torch.compile`` with duck sizing off, set up at its first call.
+
+    Why at the first call: ``torch.compile`` imports Dynamo's backends (0.7 s), which a process whose
+    kernels all load from stored files never needs. ``dynamic=True``: one graph for every batch size;
+    size-1 dims (scalar parameters) stay static.
+    """
+    compiled: Callable[..., T] | None = None
+
+    def call(*args: Tensor) -> T:
+        nonlocal compiled
+        if compiled is None:
+            compiled = _without_duck_sizing(torch.compile(fresh_function(fn, name), dynamic=True, fullgraph=True))
+        return compiled(*args)
+
+    return call
+
+
+def _as_tuple(forward: Forward) -> Callable[..., tuple[Tensor]]:
+    return lambda *args: (forward(*args),)
+
+
+def _first(stored: Callable[..., tuple[Tensor, ...]]) -> Forward:
+    return lambda *args: stored(*args)[0]
+
+
+@functools.cache
+def _formulas_digest() -> str:
+    """A hash of the source the compiled kernels come from (a stored kernel is recompiled when it changes)."""
+    digest = hashlib.sha256()
+    for module in (fused_kernels, sys.modules[__name__]):
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
 
 
 def _with_casts(forward: Forward, backward: Backward, work: torch.dtype) -> tuple[Forward, Backward]:
