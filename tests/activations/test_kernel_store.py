@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -86,6 +89,28 @@ def test_a_file_name_changes_with_the_formulas_source_and_the_signature() -> Non
     assert kernel_store.file_name(key, "digest", sig) == kernel_store.file_name(key, "digest", sig)
 
 
+NEW_PROCESS = """
+import dataclasses, json, torch
+from aaf_search import activations
+from aaf_search.activations import fused
+fused.set_implementation("fused", compile=True)
+module = activations.create("coslu", shape="channel", channels=4)
+x = torch.randn(6, 4, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+(module(x) ** 2).sum().backward()
+(kernel,) = fused._CACHE.values()
+stats = [dataclasses.asdict(s.stats) for s in (kernel.stored_forward, kernel.stored_backward)]
+print(json.dumps({name: sum(s[name] for s in stats) for name in stats[0]}))
+"""
+
+
+def _stats_in_a_new_process() -> dict[str, int]:
+    """What a fresh Python process's first fused forward and backward did (the store from the environment)."""
+    done = subprocess.run([sys.executable, "-c", NEW_PROCESS], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stats: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return stats
+
+
 def _stored_stats() -> list[StoreStats]:
     (kernel,) = fused._CACHE.values()
     assert kernel.stored_forward is not None and kernel.stored_backward is not None
@@ -119,6 +144,7 @@ def test_a_later_process_loads_the_stored_kernel_and_recompiles_an_unreadable_fi
         torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
     assert _stored_stats() == [StoreStats(loaded=1), StoreStats(loaded=1)]
     assert counters["stats"]["unique_graphs"] == graphs  # no Dynamo on either path
+    assert _stats_in_a_new_process() == {"compiled": 0, "loaded": 2, "fallback_calls": 0}
 
     for f in files:
         f.write_bytes(b"cut short")
