@@ -132,7 +132,14 @@ def trace(fn: Callable[..., Any], example: Sequence[Tensor], dynamic: int) -> to
             fakes.append(mode.from_tensor(t, symbolic_context=context))
         else:
             fakes.append(mode.from_tensor(t, static_shapes=True))
-    return make_fx(fn, tracing_mode="fake")(*fakes)
+
+    def unannotated(*args: Any) -> Any:
+        # FX copies the traced function's annotations into the graph's code; postponed ones (strings)
+        # then break the compiled graph's cache key, and with it saving the file.
+        return fn(*args)
+
+    unannotated.__annotations__ = {}
+    return make_fx(unannotated, tracing_mode="fake")(*fakes)
 
 
 @dataclass

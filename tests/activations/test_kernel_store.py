@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from aaf_search import activations
-from aaf_search.activations import fused, kernel_store
+from aaf_search.activations import fused, fused_kernels, kernel_store
 from aaf_search.activations.kernel_store import StoredFunction, StoreStats, prepare
 
 
@@ -155,3 +155,20 @@ def test_a_later_process_loads_the_stored_kernel_and_recompiles_an_unreadable_fi
     fused.clear_cache()
     _fwd_bwd(module, x)
     assert _stored_stats() == [StoreStats(loaded=1), StoreStats(loaded=1)]  # written again, whole
+
+
+def _coslu(x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor]:
+    return (fused_kernels.coslu_fwd(x, a, b),)
+
+
+@pytest.mark.slow
+def test_a_call_outside_what_the_code_was_compiled_for_fails_loudly() -> None:
+    # Per-channel parameters of 4 values fix the input's channels at 4 in the compiled code; the
+    # signature does not record that size (only which dims are 0 or 1), so the code's own check must.
+    stored = StoredFunction(_coslu, ("test", "coslu"), "digest", 1, _coslu)
+    a, b = torch.rand(4, 1, 1), torch.rand(4, 1, 1)
+    for x in (torch.randn(2, 4, 3, 3), torch.randn(5, 4, 7, 2)):
+        torch.testing.assert_close(stored(x, a, b), _coslu(x, a, b))
+    with pytest.raises(AssertionError, match="expected size"):
+        stored(torch.randn(2, 8, 3, 3), a, b)
+    assert stored.stats == StoreStats(compiled=1)
