@@ -1,11 +1,12 @@
 """From how many input elements the fused path of each family beats its eager reference (training or inference).
 
-A fused call costs a fixed amount more than an eager one (the compiled function's guards and wrappers: a
-few hundred microseconds on the CPU, tens on a GPU) and less per element; on small activations (a digits
-MLP's 64 x 200) eager is the faster. For every family with a fused kernel, this times one forward and
-backward of the module on inputs of 2^12 to 2^20 elements (to 2^24 on CUDA), both ways, interleaved, and
-prints the smallest size from which fused stays faster: the thresholds ``fused.AUTO_FUSED`` (training)
-and ``fused.AUTO_FUSED_INFERENCE`` (``--inference``) hold for "auto" on that device type.
+A fused call costs a fixed amount more than an eager one (the compiled function's wrappers: about 130
+microseconds on the CPU, tens on a GPU) and less per element; on small activations (a digits MLP's
+64 x 200) eager is the faster. For every family with a fused kernel, this times one forward and backward
+of the module on inputs of 2^12 to 2^20 elements (to 2^24 on CUDA; (N, 64), and for LSLU, a conv-net
+block, (N, 16, 16, 16) channels-last), both ways, interleaved, and prints the smallest size from which
+fused stays faster: the thresholds ``fused.AUTO_FUSED`` (training) and ``fused.AUTO_FUSED_INFERENCE``
+(``--inference``) hold for "auto" on that device type.
 
     python benchmarks/fused_crossover.py [--families coslu apa ...] [--repeats 5]
     python benchmarks/fused_crossover.py --device cuda      # bf16 inputs, as under bf16 autocast
@@ -19,6 +20,7 @@ validation pass) instead.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 
@@ -30,6 +32,7 @@ from aaf_search.trials.malloc import tune_malloc
 from aaf_search.trials.prefault import prefault_torch
 
 ROW = 64  # elements per row: the inputs are (n / 64, 64), an MLP's (batch, features)
+LSLU_IMAGE = (16, 16, 16)  # LSLU's inputs are (n / 4096, 16, 16, 16) channels-last images
 LARGEST = {"cpu": 20, "cuda": 24}  # log2 of the largest input size per device type
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ELEMENTS_PER_TIMING = 2_000_000  # calls per timing: this many elements in all, at least MIN_CALLS
@@ -46,9 +49,15 @@ def step_microseconds(
 ) -> float:
     """Fastest of ``repeats`` timings of one forward + backward (or no-grad forward) of ``family``."""
     fused.set_implementation(impl)  # type: ignore[arg-type]
-    module = activations.create(family).to(device)  # parameters stay fp32, as under autocast
-    x = torch.randn(elements // ROW, ROW, device=device, dtype=dtype, requires_grad=True)
-    grad = torch.ones(elements // ROW, ROW, device=device, dtype=dtype)
+    if family == "lslu":  # a conv-net block: its input is an image batch
+        module = activations.create(family, channels=LSLU_IMAGE[0]).to(device)
+        shape = (elements // math.prod(LSLU_IMAGE), *LSLU_IMAGE)
+    else:
+        module = activations.create(family).to(device)  # parameters stay fp32, as under autocast
+        shape = (elements // ROW, ROW)
+    layout = torch.channels_last if len(shape) == 4 else torch.contiguous_format
+    x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=layout).requires_grad_(True)
+    grad = torch.ones(shape, device=device, dtype=dtype).contiguous(memory_format=layout)
 
     def step() -> None:
         if inference:
@@ -88,7 +97,7 @@ def crossover(times: dict[int, tuple[float, float]]) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="*", default=sorted(set(fused.families()) - {"lslu"}))
+    parser.add_argument("--families", nargs="*", default=fused.families())
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", choices=tuple(LARGEST), default="cpu")
     parser.add_argument(
