@@ -77,7 +77,7 @@ AUTO_FUSED: dict[tuple[str, bool], dict[str, int]] = {
     # backward stays faster than the eager reference (2-core CPU, fp32, the stored kernels of
     # kernel_store; the larger size of two runs). A fused call costs a fixed amount more (CosLU on a
     # 16 x 4 input: 130 microseconds; 310 under torch.compile, with Dynamo's guards, when these sizes
-    # were 2-16x larger), and less per element. APA's and AGLU's fused forms save little at any size
+    # were up to 16x larger), and less per element. APA's and AGLU's fused forms save little at any size
     # (log1p and exp dominate): their ratios hovered at 0.6-1.07 from 2^12 to 2^20 elements, so the
     # larger of two runs put their thresholds late (under torch.compile: 2^18 and 2^17).
     # Every family is fused on the 4-conv network of benchmarks/activations.py (4M elements per
