@@ -375,9 +375,7 @@ class Kernel:
         self.calls["forward"] += 1
         if self.compiled_forward is not None:
             try:
-                # Detached: Dynamo's guards check requires_grad, so without this an inference call (inputs
-                # that need no gradient) would compile a second graph of the same formula.
-                return self.compiled_forward(x.detach(), *(p.detach() for p in params))
+                return self.compiled_forward(x, *params)
             except Exception as exc:  # compilation problems surface as many exception types
                 self._give_up(exc)
         return self.eager_forward(x, *params)
@@ -466,7 +464,9 @@ def _dynamo_compiled(fn: Callable[..., T], name: str) -> Callable[..., T]:
 
     Why at the first call: ``torch.compile`` imports Dynamo's backends (0.7 s), which a process whose
     kernels all load from stored files never needs. ``dynamic=True``: one graph for every batch size;
-    size-1 dims (scalar parameters) stay static.
+    size-1 dims (scalar parameters) stay static. The inputs are passed detached: Dynamo's guards check
+    requires_grad, so without this an inference call (inputs that need no gradient) would compile a
+    second graph of the same formula.
     """
     compiled: Callable[..., T] | None = None
 
@@ -474,7 +474,7 @@ def _dynamo_compiled(fn: Callable[..., T], name: str) -> Callable[..., T]:
         nonlocal compiled
         if compiled is None:
             compiled = _without_duck_sizing(torch.compile(fresh_function(fn, name), dynamic=True, fullgraph=True))
-        return compiled(*args)
+        return compiled(*(arg.detach() for arg in args))
 
     return call
 

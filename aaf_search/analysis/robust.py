@@ -214,9 +214,17 @@ class RobustOutcome:
 
 
 def run_robust(
-    settings: RobustSettings, *, runner: TrialRunner | None = None, stream: TextIO | None = None
+    settings: RobustSettings,
+    *,
+    study: optuna.Study | None = None,
+    runner: TrialRunner | None = None,
+    stream: TextIO | None = None,
 ) -> RobustOutcome:
-    """Re-train the top-K configurations and the baseline under every seed; reuse the runs already done."""
+    """Re-train the top-K configurations and the baseline under every seed; reuse the runs already done.
+
+    ``study`` is the source study when the caller has loaded it already (from ``settings``' storage and
+    study name); by default it is loaded here.
+    """
     stream = stream or sys.stderr
     check_settings(settings)
     if len(settings.seeds) == 1:
@@ -227,7 +235,8 @@ def run_robust(
             file=stream,
         )
     backend = make_backend(settings.backend)
-    study = load_search_study(settings.storage, settings.study)
+    if study is None:
+        study = load_search_study(settings.storage, settings.study)
     space_name = str(study.user_attrs.get("space", study.study_name))
     search = SearchSettings(space=space_name, backend=settings.backend, resources=settings.resources)
     backend.check(search)

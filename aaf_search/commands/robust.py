@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # A bad --seeds, or a storage or study that is not there, is refused before torch is imported.
     seeds = parse_seeds(args.seeds)
-    load_search_study(args.storage, args.study)
+    study = load_search_study(args.storage, args.study)
     from aaf_search.analysis import robust_table
     from aaf_search.analysis.robust import run_robust
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         out=args.out,
     )
-    outcome = run_robust(settings, stream=sys.stderr)
+    outcome = run_robust(settings, study=study, stream=sys.stderr)
     result, written = robust_table.conclude(outcome)
     print(robust_table.text(result))
     print(f"ran {outcome.ran}, reused {outcome.reused}; wrote {', '.join(map(str, written))}")
