@@ -28,13 +28,17 @@ from aaf_search.search.session import SearchSession
 from aaf_search.search.settings import Resources, SearchSettings
 from aaf_search.search.study import INTERRUPTED_REASON
 
-CONNECT_TIMEOUT = 3.0  # seconds a cluster address gets to accept a TCP connection before it "does not answer"
+CONNECT_TIMEOUT = 3.0  # seconds an address gets to accept a connection, and again to reply, before it "does not answer"
 GCS_PORT = 6379  # Ray's default head-node port for host:port addresses
 CLIENT_PORT = 10001  # Ray Client's default port for ray:// addresses
 CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")  # where `ray start --head` records its address
 NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 BACKEND_LOG_ENV = "RAY_BACKEND_LOG_LEVEL"
 CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+# How an address is checked to speak gRPC (HTTP/2), as Ray's head node and Ray Client do.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HTTP2_SETTINGS_HEADER = bytes(3) + b"\x04" + bytes(5)  # an empty SETTINGS frame: length 0, type 4, stream 0
+FRAME_HEADER_BYTES = 9
 
 
 class RayBackend:
@@ -232,20 +236,50 @@ def _running_cluster() -> str:
 
 
 def check_reachable(address: str) -> None:
-    """Refuse, in about :data:`CONNECT_TIMEOUT` seconds, an address where nothing accepts a connection.
+    """Refuse, in about :data:`CONNECT_TIMEOUT` seconds, an address where Ray does not answer.
 
-    ``ray.init`` against a dead address retries for much longer and ends in a traceback.
+    ``ray.init`` against a dead address retries for much longer and ends in a traceback; against a port
+    where another server listens (a web server, the dashboard's port) it blocks in Ray's C++ client for
+    good and ignores Ctrl-C. Both Ray's head node and Ray Client speak gRPC, so a port that does not
+    answer an HTTP/2 greeting with an HTTP/2 frame is not Ray's. Clusters with TLS
+    (``RAY_USE_TLS``) get the TCP check only.
     """
     host, port = split_address(address)
     try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
-            pass
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as connection:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+                reply = _http2_reply(connection)
+            else:
+                reply = HTTP2_SETTINGS_HEADER
     except OSError as exc:
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
         raise UserError(
             f"Ray address '{address}' does not answer ({why}); start the cluster (ray start --head) "
             "or leave out --address to start a local Ray"
         ) from exc
+    if not _is_settings_frame(reply):
+        what = f"it replied {reply[:16]!r}" if reply else "it closed the connection without a reply"
+        raise UserError(
+            f"Ray address '{address}' is not a Ray cluster ({what}); give the address that "
+            "'ray start --head' printed (HOST:6379, or ray://HOST:10001 for Ray Client)"
+        )
+
+
+def _http2_reply(connection: socket.socket) -> bytes:
+    """Greet ``connection`` as an HTTP/2 client and return the first frame header it sends back."""
+    connection.sendall(HTTP2_PREFACE + HTTP2_SETTINGS_HEADER)
+    reply = b""
+    while len(reply) < FRAME_HEADER_BYTES:
+        chunk = connection.recv(FRAME_HEADER_BYTES - len(reply))
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
+def _is_settings_frame(header: bytes) -> bool:
+    # An HTTP/2 server's first frame is SETTINGS (type 4) on stream 0.
+    return len(header) == FRAME_HEADER_BYTES and header[3] == 0x04 and header[5:] == bytes(4)
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -20,7 +20,9 @@ import pytest
 from conftest import OddTrialPruner
 
 from aaf_search.cli import main
+from aaf_search.errors import UserError
 from aaf_search.search import PRUNERS, SearchOutcome, SearchSettings, run_search
+from aaf_search.search.ray_backend import check_reachable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -46,6 +48,7 @@ class Searched:
     by_ray: optuna.Study
     by_local: optuna.Study
     outcome: SearchOutcome  # of the Ray search
+    own_address_refusal: str | None  # what check_reachable said of the running Ray's head node: nothing
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searched]:
         patch.setenv(ENV_IMPL, "eager")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         try:
+            own_address_refusal = refusal(ray.get_runtime_context().gcs_address)
             common = {"space": "space.yaml", "trials": 4, "sampler": "random", "pruner": "odd", "seed": 58}
             ray_settings = SearchSettings(**common, storage=storage, study="by_ray", backend="ray", out=root / "run")
             outcome = run_search(ray_settings)
@@ -74,7 +78,16 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searched]:
             by_ray=optuna.load_study(study_name="by_ray", storage=storage),
             by_local=optuna.load_study(study_name="by_local", storage=storage),
             outcome=outcome,
+            own_address_refusal=own_address_refusal,
         )
+
+
+def refusal(address: str) -> str | None:
+    try:
+        check_reachable(address)
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def test_the_ray_study_reads_as_the_local_one(searched: Searched) -> None:
@@ -120,6 +133,10 @@ def test_an_address_that_does_not_answer_is_one_line_and_exit_2(capsys: pytest.C
     assert out == "" and err.count("\n") == 1, err
     assert err.startswith("aaf-search: error: Ray address '127.0.0.1:1' does not answer (connection refused)")
     assert not Path("runs").exists()  # refused before the storage was opened: no study created
+
+
+def test_the_address_check_accepts_a_running_ray(searched: Searched) -> None:
+    assert searched.own_address_refusal is None
 
 
 def test_a_worker_actor_starts_without_importing_the_search_package(tmp_path: Path) -> None:
