@@ -25,7 +25,14 @@ from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.pruners import choose_pruner, make_pruner
 from aaf_search.search.recording import TrialRecorder
-from aaf_search.search.rundir import check_run_dir, claim_run_dir, identify, inspect_run_dir, storage_label
+from aaf_search.search.rundir import (
+    check_run_dir,
+    claim_run_dir,
+    default_run_dir,
+    identify,
+    inspect_run_dir,
+    storage_label,
+)
 from aaf_search.search.samplers import SamplerContext, make_sampler
 from aaf_search.search.seeds import sampler_seed
 from aaf_search.search.session import SearchSession, TrialRunner
@@ -45,8 +52,6 @@ from aaf_search.search.study import (
 )
 from aaf_search.spaces import SearchSpace, resolve_space
 from aaf_search.spaces.resolve import SPACE_FILE_SUFFIXES
-
-RUNS_DIR = Path("aaf-runs")
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ def run_search(
     make_sampler(settings.sampler, settings.seed, context)
     distributions = check_space(space, defaults)
     name = settings.study or space.name
-    run_dir = settings.out or RUNS_DIR / name
+    run_dir = settings.out or default_run_dir(name)
     check_out_dir(run_dir, "--out" if settings.out else "run directory")
 
     storage = open_storage(settings.storage)

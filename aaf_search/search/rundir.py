@@ -9,6 +9,7 @@ the storage and the study it belongs to; a search refuses a directory that names
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,25 @@ from aaf_search.errors import UserError
 from aaf_search.search.storage import JOURNAL_PREFIX, SQLITE_PREFIX, redact, sqlite_database
 from aaf_search.search.study import ATTR_UID, existing_attrs
 
+RUNS_DIR = Path("aaf-runs")  # where a search, its report and its robustness runs write unless --out says
 MARKER = "study.json"
 OUTPUTS = ("trials", "best.yaml")  # what a search writes into its run directory
+
+
+UNSAFE_IN_DIRECTORY_NAMES = re.compile(r"[^\w.+=@-]")
+
+
+def default_run_dir(study_name: str) -> Path:
+    """``aaf-runs/<study>``, the name made one harmless path component.
+
+    Optuna takes any string as a study name; as a path, ``../x`` or ``/x`` would write outside
+    ``aaf-runs`` and ``a/b`` would nest. Characters other than letters, digits and ``_.+=@-``, and leading
+    dots, become ``_``. Names that differ only there share a directory, which :func:`check_run_dir`
+    refuses to the second study.
+    """
+    name = UNSAFE_IN_DIRECTORY_NAMES.sub("_", study_name)
+    without_dots = name.lstrip(".")
+    return RUNS_DIR / ("_" * (len(name) - len(without_dots)) + without_dots)
 
 
 @dataclass(frozen=True)

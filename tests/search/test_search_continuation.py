@@ -196,6 +196,24 @@ def test_an_empty_run_directory_is_taken_by_a_new_study() -> None:
     assert (RUN_DIR / "best.yaml").is_file() and (RUN_DIR / "study.json").is_file()
 
 
+@pytest.mark.parametrize(
+    ("study", "directory"),
+    [("../escaped", "___escaped"), ("/tmp/abs", "_tmp_abs"), ("a/b", "a_b"), ("lr:1e-3 x", "lr_1e-3_x")],
+)
+def test_a_study_name_that_is_no_directory_name_stays_under_aaf_runs(study: str, directory: str) -> None:
+    outcome = run_search(settings(study=study), runner=FakeRunner())
+    assert outcome.run_dir == Path("aaf-runs") / directory
+    assert json.loads((outcome.run_dir / "study.json").read_text())["study"] == study
+    assert sorted(p.name for p in Path("aaf-runs").iterdir()) == [directory]
+    assert load(name=study).trials[0].state.name == "COMPLETE"
+
+
+def test_two_study_names_that_share_a_directory_name_do_not_share_the_directory() -> None:
+    run_search(settings(study="a/b"), runner=FakeRunner())
+    with pytest.raises(UserError, match="run directory 'aaf-runs/a_b' belongs to study 'a/b'"):
+        run_search(settings(study="a:b"), runner=FakeRunner())
+
+
 # Two searches starting together on one shared study; only one of them creates it.
 
 
