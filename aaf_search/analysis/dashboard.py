@@ -14,7 +14,6 @@ import errno
 import ipaddress
 import socket
 import threading
-from pathlib import Path
 from socketserver import ThreadingMixIn
 from types import TracebackType
 from typing import Any
@@ -30,7 +29,7 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # listen on every interface: not an addr
 
 
 class DashboardError(UserError):
-    """The dashboard cannot start: no such storage, or the address is taken."""
+    """The dashboard cannot start: its address is taken or is not this machine's."""
 
 
 class _ThreadedServer(ThreadingMixIn, WSGIServer):
@@ -46,29 +45,6 @@ class _QuietHandler(WSGIRequestHandler):
     # The browser polls the API every few seconds; one log line per request would bury the URL line.
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-def open_existing_storage(url: str) -> BaseStorage:
-    """The storage at ``url`` (Optuna URL or ``journal:PATH``) if it exists; never creates a database.
-
-    A search creates its storage; the dashboard only reads one, so a missing SQLite or journal file is a
-    typo to report (``open_storage`` would quietly create an empty database there).
-    """
-    from aaf_search.search.storage import open_storage
-
-    path = _file_of(url)
-    if path is not None and not path.is_file():
-        raise DashboardError(f"no storage at '{path}' (from '{url}'); run a search first or check --storage")
-    return open_storage(url)
-
-
-def _file_of(url: str) -> Path | None:
-    from aaf_search.search.storage import JOURNAL_PREFIX, sqlite_database
-
-    if url.startswith(JOURNAL_PREFIX):
-        return Path(url[len(JOURNAL_PREFIX) :])
-    database = sqlite_database(url)
-    return None if database is None else database.path
 
 
 def is_loopback(host: str) -> bool:
@@ -151,4 +127,6 @@ class DashboardServer:
 
 def start_dashboard(url: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> DashboardServer:
     """Open the storage at ``url`` and bind the dashboard to ``host:port`` (not yet serving)."""
+    from aaf_search.search.storage import open_existing_storage
+
     return DashboardServer(open_existing_storage(url), host=host, port=port)

@@ -32,12 +32,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search import activations
 from aaf_search.analysis.robust_settings import SEEDS, RobustError, RobustSettings
-from aaf_search.analysis.studies import load_search_study
 from aaf_search.config import TrialConfig
 from aaf_search.outdir import check_out_dir
 from aaf_search.search.backends import Backend, make_backend
 from aaf_search.search.driver import check_single_writer
-from aaf_search.search.export import ranked, trial_config
+from aaf_search.search.export import load_study, ranked, trial_config
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_SEED, ATTR_SPACE, TrialRecorder
@@ -237,7 +236,7 @@ def run_robust(
         )
     backend = make_backend(settings.backend)
     if study is None:
-        study = load_search_study(settings.storage, settings.study)
+        study = load_study(settings.storage, settings.study)
     space_name = str(study.user_attrs.get("space", study.study_name))
     search = SearchSettings(space=space_name, backend=settings.backend, resources=settings.resources)
     backend.check(search)

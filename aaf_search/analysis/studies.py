@@ -1,4 +1,4 @@
-"""Open a search's study and its robustness companion for analysis, with one-line errors.
+"""Open the robustness companion of a search's study for analysis, with one-line errors.
 
 Analysis only reads: a storage file that does not exist is a typo to report, not a database to create.
 """
@@ -7,15 +7,8 @@ from __future__ import annotations
 
 import optuna
 
-from aaf_search.analysis.dashboard import open_existing_storage
-from aaf_search.search.export import load_study
+from aaf_search.search.storage import open_existing_storage
 from aaf_search.search.study import robust_name, study_names
-
-
-def load_search_study(storage_url: str, name: str | None) -> optuna.Study:
-    """Study ``name`` (default: the storage's only search study); a :class:`UserError` lists the studies."""
-    open_existing_storage(storage_url)  # raises when the SQLite/journal file is missing
-    return load_study(storage_url, name)
 
 
 def load_companion(study: optuna.Study, storage_url: str) -> optuna.Study | None:

@@ -38,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_robust(args: argparse.Namespace) -> int:
     from aaf_search.analysis.robust_export import write_robust_export
-    from aaf_search.analysis.studies import load_companion, load_search_study
+    from aaf_search.analysis.studies import load_companion
     from aaf_search.errors import UserError
     from aaf_search.outdir import check_out_dir
+    from aaf_search.search.export import load_study
 
     if args.rank != 1:
         raise UserError("--rank and --robust do not go together: there is one robust best")
-    study = load_search_study(args.storage, args.study)
+    study = load_study(args.storage, args.study)
     check_out_dir(args.out.parent, f"--out '{args.out}'")
     path = write_robust_export(args.out, study, load_companion(study, args.storage))
     print(f"{study.study_name}: robust best -> {path}")

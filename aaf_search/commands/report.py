@@ -19,11 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aaf_search.analysis.studies import load_companion, load_search_study
+    from aaf_search.analysis.studies import load_companion
     from aaf_search.outdir import check_out_dir
+    from aaf_search.search.export import load_study
     from aaf_search.search.rundir import default_run_dir
 
-    study = load_search_study(args.storage, args.study)
+    study = load_study(args.storage, args.study)
     out = args.out or default_run_dir(study.study_name) / "report"
     check_out_dir(out, "--out" if args.out else "report directory")
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.

@@ -29,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
     import optuna
 
     from aaf_search.analysis.robust_settings import RobustSettings, parse_seeds
-    from aaf_search.analysis.studies import load_search_study
+    from aaf_search.search.export import load_study
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # A bad --seeds, or a storage or study that is not there, is refused before torch is imported.
     seeds = parse_seeds(args.seeds)
-    study = load_search_study(args.storage, args.study)
+    study = load_study(args.storage, args.study)
     from aaf_search.analysis import robust_table
     from aaf_search.analysis.robust import run_robust
 

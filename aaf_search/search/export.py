@@ -18,16 +18,17 @@ from aaf_search import __version__
 from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_CPU_THREADS, ATTR_SPACE
-from aaf_search.search.storage import open_storage
+from aaf_search.search.storage import open_existing_storage
 from aaf_search.search.study import ROBUST_SUFFIX, search_study_names, study_names
 
 
 def load_study(storage_url: str, name: str | None) -> optuna.Study:
     """Study ``name`` from the storage; without a name, the storage's only search study.
 
-    A search's robustness companion (``<study>:robust``) does not count as a second study there.
+    A search's robustness companion (``<study>:robust``) does not count as a second study there. A
+    storage file that does not exist is refused, not created.
     """
-    storage = open_storage(storage_url)
+    storage = open_existing_storage(storage_url)
     names = study_names(storage)
     if name is None:
         searches = search_study_names(storage)

@@ -57,6 +57,27 @@ def open_storage(url: str) -> BaseStorage:
         raise StorageError(advice or f"cannot open storage '{redact(url)}': {reason}") from exc
 
 
+def open_existing_storage(url: str) -> BaseStorage:
+    """The storage at ``url`` if it exists; never creates a database.
+
+    For the commands that only read a search's results (export, report, robust, dashboard): a missing
+    SQLite or journal file there is a typo to report, where :func:`open_storage` would quietly create an
+    empty database, and a study to search in.
+    """
+    path = storage_file(url)
+    if path is not None and not path.is_file():
+        raise StorageError(f"no storage at '{path}' (from '{url}'); run a search first or check --storage")
+    return open_storage(url)
+
+
+def storage_file(url: str) -> Path | None:
+    """The SQLite or journal file ``url`` names; ``None`` for database servers and ``:memory:``."""
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url[len(JOURNAL_PREFIX) :])
+    database = sqlite_database(url)
+    return None if database is None else database.path
+
+
 @dataclass(frozen=True)
 class SQLiteDatabase:
     """The file a ``sqlite:///`` URL names, and whether the URL opens it read-only."""

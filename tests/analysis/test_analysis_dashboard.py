@@ -18,8 +18,9 @@ from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from aaf_search.analysis.dashboard import DashboardError, is_loopback, open_existing_storage, start_dashboard
+from aaf_search.analysis.dashboard import is_loopback, start_dashboard
 from aaf_search.cli import main
+from aaf_search.search.storage import StorageError, open_existing_storage
 
 STOP_SECONDS = 5.0  # the brief's "stops within a few seconds"
 
@@ -75,7 +76,7 @@ def test_reads_a_journal_storage(tmp_path: Path) -> None:
 
 def test_missing_storage_files_are_user_errors(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'none.db'}", f"journal:{tmp_path / 'none.journal'}"):
-        with pytest.raises(DashboardError, match="no storage at"):
+        with pytest.raises(StorageError, match="no storage at"):
             open_existing_storage(url)
     assert not (tmp_path / "none.db").exists()  # nothing was created
 

@@ -101,6 +101,10 @@ CASES = [
     (["export", "--storage", STORAGE, "--study", "nope"], "no study 'nope' in the storage; studies: trainable_zoo"),
     (["report", "--storage", STORAGE, "--study", "nope"], "no study 'nope' in the storage; studies: trainable_zoo"),
     (["dashboard", "--storage", "sqlite:///runs/absent.db"], "no storage at 'runs/absent.db'"),
+    (["export", "--storage", "sqlite:///runs/absent.db"], "no storage at 'runs/absent.db'"),
+    (["export", "--storage", "journal:runs/absent.log"], "no storage at 'runs/absent.log'"),
+    (["report", "--storage", "sqlite:///runs/absent.db"], "no storage at 'runs/absent.db'"),
+    (["robust", "--storage", "journal:runs/absent.log"], "no storage at 'runs/absent.log'"),
     # Trial configs: a newer schema, values out of range or of the wrong type, unknown keys and names.
     ([*TRAIN, "newer_schema.yaml"], "'newer_schema.yaml' has schema_version 9; this aaf-search reads up to 1"),
     ([*TRAIN, "negative_epochs.yaml"], "epochs must be >= 0, got -2"),
