@@ -84,7 +84,15 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.trials.report import EpochReport
     from aaf_search.trials.runner import run_trial
 
+    # Shown with the first epoch, once the config's device and data proved usable: a refused config
+    # leaves its one error line alone.
+    notes = []
+    if threads is not None and args.threads is None and not args.quiet:
+        notes.append(f"using {threads} CPU thread(s), as the exported trial did (--threads to change)")
+
     def show(report: EpochReport) -> None:
+        while notes:
+            print(notes.pop(0), file=sys.stderr)
         if not args.quiet:
             print(
                 f"epoch {report.epoch:>3}/{config.epochs}  train loss {report.train_loss:.4f}  "
@@ -93,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
             )
 
     if threads is not None:
-        if args.threads is None and not args.quiet:
-            print(f"using {threads} CPU thread(s), as the exported trial did (--threads to change)", file=sys.stderr)
         torch.set_num_threads(threads)
     result = run_trial(config, on_epoch=show, out_dir=out)
     print(

@@ -26,9 +26,9 @@ def threads_seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The torch thread count each (faked) training saw; the test process's count is restored after."""
     seen: list[int] = []
 
-    def fake_run_trial(config: TrialConfig, **_: Any) -> Any:
+    def fake_run_trial(config: TrialConfig, on_epoch: Any = None, **_: Any) -> Any:
         seen.append(torch.get_num_threads())
-        return run_trial(config.replace(epochs=1))
+        return run_trial(config.replace(epochs=1), on_epoch=on_epoch)
 
     original = torch.get_num_threads()
     monkeypatch.setattr(runner, "run_trial", fake_run_trial)
@@ -48,7 +48,19 @@ def test_train_uses_the_exported_trials_thread_count(
     save_yaml("best.yaml", _config(), cpu_threads=1)
     assert main(["train", "--config", "best.yaml", "--out", "run"]) == 0
     assert threads_seen == [1]
-    assert capsys.readouterr().err == "using 1 CPU thread(s), as the exported trial did (--threads to change)\n"
+    note, first_epoch = capsys.readouterr().err.splitlines()
+    assert note == "using 1 CPU thread(s), as the exported trial did (--threads to change)"
+    assert first_epoch.startswith("epoch   1/1  train loss ")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_config_refused_at_the_start_prints_only_its_error(capsys: pytest.CaptureFixture[str]) -> None:
+    save_yaml("best.yaml", _config(), cpu_threads=1)
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == (
+        "aaf-search: error: device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu or auto\n"
+    )
+    assert not Path("run").exists()
 
 
 def test_quiet_prints_only_the_result_line(threads_seen: list[int], capsys: pytest.CaptureFixture[str]) -> None:
