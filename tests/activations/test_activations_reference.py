@@ -11,7 +11,7 @@ from activation_cases import X_REF, build64, build64_as
 
 from aaf_search import activations
 from aaf_search.activations.apa import AGLU, apa
-from aaf_search.activations.fneuron import FNeuron, knots
+from aaf_search.activations.fneuron import FNeuron, interpolate, knots
 from aaf_search.activations.lslu import LSLU
 from aaf_search.activations.registry import InitSpec
 
@@ -182,6 +182,27 @@ def test_fneuron_equals_the_membership_function_sum(count: int, interval: tuple[
     x = x.view(-1, 1, 1).expand(-1, 3, 2)
     expected = _fneuron_membership_sum(x, module.weights.detach(), count, *interval)
     torch.testing.assert_close(module(x), expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [
+        ((4, 3, 5, 6), torch.channels_last),
+        ((4, 3, 5, 6), torch.contiguous_format),
+        ((2, 3, 2, 4, 5), torch.channels_last_3d),
+    ],
+)
+def test_fneuron_lookup_keeps_the_layout_and_the_gradients(shape: tuple[int, ...], layout: torch.memory_format) -> None:
+    # The knot weights are looked up with a gather in the input's memory order (its backward is ~10x
+    # faster than indexing's on the CPU); a channels-last input must stay channels-last for the next conv.
+    torch.manual_seed(2)
+    x = (torch.randn(shape, dtype=torch.float64) * 3).contiguous(memory_format=layout).requires_grad_()
+    weights = torch.randn(18, dtype=torch.float64, requires_grad=True)
+    y = interpolate(x, weights, (-4.0, 4.0))
+    assert y.stride() == x.stride()
+    expected = _fneuron_membership_sum(x.detach(), weights.detach(), 16, -4.0, 4.0)
+    torch.testing.assert_close(y, expected, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(lambda x, w: interpolate(x, w, (-4.0, 4.0)), (x, weights))
 
 
 def test_fneuron_hardtanh_init_is_hardtanh_not_hardsigmoid() -> None:
