@@ -72,7 +72,8 @@ def lookup(table: Tensor, index: Tensor) -> Tensor:
     is ``index_put_`` with accumulation, which on the CPU took 130 ms for 2M elements into 18 weights;
     ``gather``'s scatter-add took a tenth of that (see ``benchmarks/activations.py``, F-neuron eager).
     """
-    order = sorted(range(index.ndim), key=lambda d: -index.stride(d))  # outermost dim first
+    strides = index.stride()
+    order = sorted(range(index.ndim), key=lambda d: -strides[d])  # outermost dim first
     in_memory_order = index.permute(order)
     values = table.gather(0, in_memory_order.reshape(-1)).view(in_memory_order.shape)
     return values.permute([order.index(d) for d in range(index.ndim)])
