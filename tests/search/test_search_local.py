@@ -199,7 +199,7 @@ def test_two_python_spaces_whose_functions_share_a_name_keep_their_own_studies(
     for module in ("zoo_spaces", "leaf_spaces"):
         outcome = run_search(settings(space=f"{module}:suggest", trials=1, pruner="none"), runner=FakeRunner())
         assert outcome.study.study_name == f"{module}:suggest"
-        assert outcome.run_dir == Path("aaf-runs", f"{module}:suggest")
+        assert outcome.run_dir == Path("aaf-runs", f"{module}_suggest")  # ":" becomes "_" there
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(STORAGE))
     assert names == ["leaf_spaces:suggest", "zoo_spaces:suggest"]
 
