@@ -245,20 +245,20 @@ def check_reachable(address: str) -> None:
     (``RAY_USE_TLS``) get the TCP check only.
     """
     host, port = split_address(address)
+    greet = os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", "")
+    reply = None
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as connection:
-            if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+            if greet:
                 reply = _http2_reply(connection)
-            else:
-                reply = HTTP2_SETTINGS_HEADER
     except OSError as exc:
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
         raise UserError(
             f"Ray address '{address}' does not answer ({why}); start the cluster (ray start --head) "
             "or leave out --address to start a local Ray"
         ) from exc
-    if not _is_settings_frame(reply):
-        what = f"it replied {reply[:16]!r}" if reply else "it closed the connection without a reply"
+    if reply is not None and not _is_settings_frame(reply):
+        what = f"it replied {reply!r}" if reply else "it closed the connection without a reply"
         raise UserError(
             f"Ray address '{address}' is not a Ray cluster ({what}); give the address that "
             "'ray start --head' printed (HOST:6379, or ray://HOST:10001 for Ray Client)"

@@ -60,9 +60,9 @@ def open_storage(url: str) -> BaseStorage:
 def open_existing_storage(url: str) -> BaseStorage:
     """The storage at ``url`` if it exists; never creates a database.
 
-    For the commands that only read a search's results (export, report, robust, dashboard): a missing
+    For the commands that start from a search's results (export, report, robust, dashboard): a missing
     SQLite or journal file there is a typo to report, where :func:`open_storage` would quietly create an
-    empty database, and a study to search in.
+    empty database.
     """
     path = storage_file(url)
     if path is not None and not path.is_file():
