@@ -6,6 +6,7 @@ For a laptop or a debugger; the study it leaves reads the same as the Ray backen
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable
 
 import optuna
@@ -33,8 +34,14 @@ class LocalBackend:
         for flag, given in ray_only.items():
             if given:
                 raise UserError(f"{flag} is a Ray option; the local backend runs one trial at a time in this process")
-        if resources.cpus_per_trial is not None and resources.cpus_per_trial < 1:
-            raise UserError(f"--cpus-per-trial must be >= 1 with the local backend, got {resources.cpus_per_trial}")
+        cpus = resources.cpus_per_trial
+        if cpus is not None:
+            # The local backend runs its trial with this many torch threads: a whole number, at most the cores.
+            if cpus < 1 or not float(cpus).is_integer():
+                raise UserError(f"--cpus-per-trial must be a whole number >= 1 with the local backend, got {cpus:g}")
+            cores = os.cpu_count() or 1
+            if cpus > cores:
+                raise UserError(f"--cpus-per-trial {cpus:g} but this machine has {cores} CPU cores")
 
     def run(self, session: SearchSession) -> None:
         if session.resources.cpus_per_trial is not None:

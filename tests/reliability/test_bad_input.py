@@ -9,6 +9,7 @@ space, ...) have their own table in ``tests/search/test_search_cli.py``.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,18 @@ CASES = [
     ([*SPACE, "no_such_module:space"], "cannot import module 'no_such_module' for --space"),
     # Numbers out of range and resources this machine lacks.
     ([*SPACE, "good.yaml", "--epochs", "-3"], "--epochs must be > 0, got -3"),
-    ([*SPACE, "good.yaml", "--cpus-per-trial", "0"], "--cpus-per-trial must be >= 1 with the local backend, got 0.0"),
+    (
+        [*SPACE, "good.yaml", "--cpus-per-trial", "0"],
+        "--cpus-per-trial must be a whole number >= 1 with the local backend, got 0",
+    ),
+    (
+        [*SPACE, "good.yaml", "--cpus-per-trial", "1.5"],
+        "--cpus-per-trial must be a whole number >= 1 with the local backend, got 1.5",
+    ),
+    (
+        [*SPACE, "good.yaml", "--cpus-per-trial", "999"],
+        f"--cpus-per-trial 999 but this machine has {os.cpu_count()} CPU cores",
+    ),
     ([*SPACE, "good.yaml", "--precision", "fp8"], "unknown precision 'fp8'; choose one of: fp32, bf16, fp16"),
     (
         ["search", "--space", "good.yaml", "--backend", "ray", "--gpus-per-trial", "999"],
