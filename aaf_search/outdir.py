@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from aaf_search.errors import UserError
@@ -46,13 +45,3 @@ def check_out_file(path: Path, label: str = "--out") -> None:
     if path.is_dir():
         raise UserError(f"{label}: '{path}' is a directory; name a file, e.g. {path / 'best.yaml'}")
     check_out_dir(path.parent, f"{label} '{path}'")
-
-
-@contextlib.contextmanager
-def writing(path: Path, label: str = "--out") -> Iterator[None]:
-    """Turn an ``OSError`` while writing ``path`` (a full disk, a file system that refuses files) into a
-    one-line :class:`UserError`; the atomic writers have already removed their temporary file."""
-    try:
-        yield
-    except OSError as exc:
-        raise UserError(f"{label}: cannot write '{path}' ({exc.strerror or exc})") from None

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aaf_search.outdir import check_out_file, writing
+    from aaf_search.outdir import check_out_file
     from aaf_search.search import load_study, pick, write_export
 
     if args.robust:
@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     study = load_study(args.storage, args.study)
     trial = pick(study, args.rank)
     check_out_file(args.out)
-    with writing(args.out):
-        path = write_export(args.out, study, args.rank)
+    path = write_export(args.out, study, args.rank)
     print(f"{study.study_name} trial {trial.number} (rank {args.rank}, score {trial.values[0]:.4f}) -> {path}")
     return 0
 
@@ -41,15 +40,13 @@ def _run_robust(args: argparse.Namespace) -> int:
     from aaf_search.analysis.robust_export import write_robust_export
     from aaf_search.analysis.studies import load_companion
     from aaf_search.errors import UserError
-    from aaf_search.outdir import check_out_file, writing
+    from aaf_search.outdir import check_out_file
     from aaf_search.search.export import load_study
 
     if args.rank != 1:
         raise UserError("--rank and --robust do not go together: there is one robust best")
     study = load_study(args.storage, args.study)
     check_out_file(args.out)
-    companion = load_companion(study, args.storage)
-    with writing(args.out):
-        path = write_robust_export(args.out, study, companion)
+    path = write_robust_export(args.out, study, load_companion(study, args.storage))
     print(f"{study.study_name}: robust best -> {path}")
     return 0

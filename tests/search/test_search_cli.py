@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 import optuna
@@ -136,19 +135,6 @@ def test_export_writes_the_ranked_trial(existing_study: optuna.Study, capsys: py
     assert "--rank must be between 1 and 2" in capsys.readouterr().err
     assert main(["export", "--storage", STORAGE, "--study", "other"]) == 2
     assert "no study 'other' in the storage; studies: trainable_zoo" in capsys.readouterr().err
-
-
-def test_an_export_the_disk_refuses_is_one_line_and_leaves_no_file(
-    existing_study: optuna.Study, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def full_disk(tmp: Path, text: str, **_: object) -> None:
-        tmp.write_bytes(text[:10].encode())
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", full_disk)
-    assert main(["export", "--storage", STORAGE, "--out", "best.yaml"]) == 2
-    assert capsys.readouterr().err == "aaf-search: error: --out: cannot write 'best.yaml' (No space left on device)\n"
-    assert list(Path().glob("best.yaml*")) == []  # neither the file nor its temporary
 
 
 def test_spaces_lists_every_space_with_docs_params_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
