@@ -43,7 +43,9 @@ def ray_trial_workers(session: int) -> list[int]:
 
 def test_sigkill_of_the_ray_driver_then_the_same_command_resumes(tmp_path: Path) -> None:
     Path("space.yaml").write_text(SPACE)
-    command = search_command(STORAGE, *RAY, "--retry-failed", trials=2)
+    # 120 epochs, as in the test below: with 40, a machine that trains dnn2 fast enough (an AVX-512 one)
+    # finished trial 1 between the poll that saw it training and the kill.
+    command = search_command(STORAGE, *RAY, "--retry-failed", trials=2, epochs=120)
     first = Search.start(command, tmp_path / "first.log")
     try:
         wait_until(running_mid_trial(STORAGE, 1), [first], "trial 1 is training", timeout=RAY_START_SECONDS)
