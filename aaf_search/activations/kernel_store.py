@@ -29,7 +29,6 @@ import hashlib
 import logging
 import os
 import platform
-import tempfile
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from aaf_search.atomic import write_atomically
 from aaf_search.envflags import switched_on
 
 ENV_STORE = "AAF_KERNEL_STORE"
@@ -216,11 +216,4 @@ class StoredFunction:
 def _save(artifact: Any, path: Path) -> None:
     """Write ``artifact`` to ``path`` whole or not at all (a concurrent reader never sees part of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        artifact.save(path=temporary, format="binary")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temporary: artifact.save(path=str(temporary), format="binary"))
