@@ -22,10 +22,10 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.analysis.studies import load_companion
     from aaf_search.outdir import check_out_dir
     from aaf_search.search.export import load_study
-    from aaf_search.search.rundir import default_run_dir
+    from aaf_search.search.rundir import study_run_dir
 
     study = load_study(args.storage, args.study)
-    out = args.out or default_run_dir(study.study_name) / "report"
+    out = args.out or study_run_dir(study.study_name) / "report"
     check_out_dir(out, "--out" if args.out else "report directory")
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.
     from aaf_search.analysis.report import write_report

@@ -28,10 +28,10 @@ from aaf_search.search.recording import TrialRecorder
 from aaf_search.search.rundir import (
     check_run_dir,
     claim_run_dir,
-    default_run_dir,
     identify,
     inspect_run_dir,
     storage_label,
+    study_run_dir,
 )
 from aaf_search.search.samplers import SamplerContext, make_sampler
 from aaf_search.search.seeds import sampler_seed
@@ -99,7 +99,7 @@ def run_search(
     make_sampler(settings.sampler, settings.seed, context)
     distributions = check_space(space, defaults)
     name = settings.study or space.name
-    run_dir = settings.out or default_run_dir(name)
+    run_dir = settings.out or study_run_dir(name)
     check_out_dir(run_dir, "--out" if settings.out else "run directory")
 
     storage = open_storage(settings.storage)

@@ -29,7 +29,7 @@ OUTPUTS = ("trials", "best.yaml")  # what a search writes into its run directory
 UNSAFE_IN_DIRECTORY_NAMES = re.compile(r"[^\w.+=@-]")
 
 
-def default_run_dir(study_name: str) -> Path:
+def study_run_dir(study_name: str) -> Path:
     """``aaf-runs/<study>``, the name made one harmless path component.
 
     Optuna takes any string as a study name; as a path, ``../x`` or ``/x`` would write outside
