@@ -265,6 +265,19 @@ def test_torchvision_model_slots_and_adapter() -> None:
     assert all(isinstance(slot.act, nn.ReLU) for _, slot in iter_slots(native))
 
 
+@pytest.mark.parametrize("name", ["tv:mobilenet_v3_small", "tv:efficientnet_v2_s"])
+@pytest.mark.parametrize("base", ["relu", "sigmoid"])
+def test_torchvision_models_leave_a_slots_output_alone(name: str, base: str) -> None:
+    # ReLU and Sigmoid keep their output for backward. These models overwrote an activation's output in
+    # place (MobileNetV3's Dropout(inplace=True) after its classifier's activation, EfficientNetV2's
+    # `result += input` on a block ending in one), which broke the first backward pass.
+    torch.manual_seed(0)
+    side = small_side(name)
+    model = build_model(name, input_shape=(3, side, side), num_classes=10, base_activation=base).train()
+    model(torch.randn(2, 3, side, side)).square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_torchvision_pretrained_reads_the_hub_cache_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(ModelError, match=r"not available offline: .*resnet18-f37072fd\.pth is missing"):

@@ -101,6 +101,7 @@ def build_torchvision(
         _replace_head(net, bare, len(weights.meta["categories"]), num_classes)
     else:
         net = tvm.get_model(bare, weights=None, num_classes=num_classes, **kwargs)
+    _leave_activation_outputs_alone(net)
     model = TorchvisionNet(net, input_shape[0])
     # One sample is enough for the probe: it runs in eval mode, where BN uses its running statistics.
     wrap_activations(model, torch.zeros(1, *input_shape))
@@ -109,6 +110,33 @@ def build_torchvision(
             if "attention_gate" not in slot.tags:
                 slot.act = activations.create(base_activation)
     return model
+
+
+class _FusedMBConvOutOfPlace(tvm.efficientnet.FusedMBConv):
+    """EfficientNetV2's FusedMBConv with its shortcut added out of place (same values)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        result: Tensor = self.block(input)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result) + input
+        return result
+
+
+def _leave_activation_outputs_alone(net: nn.Module) -> None:
+    """Stop ``net`` from overwriting an activation's output in place.
+
+    Why: torchvision's own activations at those places do not need their output for backward, but the
+    activations a slot may hold do (ReLU, Sigmoid, Tanh and ELU keep it, so does APA's final exp): with
+    one of them every trial failed in its first backward pass ("modified by an inplace operation").
+    Two patterns do it: ``Dropout(inplace=True)`` right after an activation (MobileNetV3, EfficientNet,
+    MNASNet), and EfficientNetV2's ``FusedMBConv`` without expansion, whose block ends in an activation
+    and which adds its shortcut with ``+=``. The cost is one more tensor per such place and step.
+    """
+    for module in net.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.inplace = False
+        elif type(module) is tvm.efficientnet.FusedMBConv:
+            module.__class__ = _FusedMBConvOutOfPlace
 
 
 def cached_weights(bare: str) -> tvm.WeightsEnum:
