@@ -202,8 +202,12 @@ def optimisation_history(
 # ------------------------------------------------------------------------------------ param importances
 
 
-def draw_param_importances(ax: Axes, importances: Mapping[str, float]) -> None:
-    """Horizontal bars, most important on top (e.g. from ``optuna.importance.get_param_importances``)."""
+def draw_param_importances(ax: Axes, importances: Mapping[str, float], *, trials: int | None = None) -> None:
+    """Horizontal bars, most important on top (e.g. from ``optuna.importance.get_param_importances``).
+
+    ``trials``, the complete trials the importances come from, goes into the title: from a handful of
+    trials the bars are mostly noise, and the reader should see how few there were.
+    """
     if not importances:
         ax.text(0.5, 0.5, "no importances (needs 2+ complete trials)", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -216,14 +220,19 @@ def draw_param_importances(ax: Axes, importances: Mapping[str, float]) -> None:
         ax.text(v, y, f" {v:.2f}", va="center", fontsize="small")
     ax.set_xlim(0, max(max(values) * 1.15, 1e-9))
     ax.set_xlabel("importance")
-    ax.set_title("parameter importances")
+    title = "parameter importances"
+    if trials is not None:
+        title += f" ({trials} complete trial{'' if trials == 1 else 's'})"
+    ax.set_title(title)
 
 
-def param_importances(importances: Mapping[str, float], path: Path | str, *, svg: bool = False) -> list[Path]:
+def param_importances(
+    importances: Mapping[str, float], path: Path | str, *, trials: int | None = None, svg: bool = False
+) -> list[Path]:
     """Save :func:`draw_param_importances` to ``path``; return the written paths."""
     with _style(), _context():
         fig = _new_figure(6.4, 0.8 + 0.35 * max(len(importances), 2))
-        draw_param_importances(fig.add_subplot(), importances)
+        draw_param_importances(fig.add_subplot(), importances, trials=trials)
         fig.tight_layout()
         return _save(fig, path, svg)
 

@@ -127,7 +127,7 @@ def write_report(study: optuna.Study, companion: optuna.Study | None, out: Path,
         None if len(trials) else "the study has no trial",
     )
     importances, why = _importances(study, len(complete))
-    figure("importances", lambda p: figures.param_importances(importances, p, svg=svg), why)
+    figure("importances", lambda p: figures.param_importances(importances, p, trials=len(complete), svg=svg), why)
     scores = pd.concat([complete[["family", "value"]].assign(source="search"), seed_scores(robust)])
     figure(
         "families",

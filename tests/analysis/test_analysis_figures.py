@@ -101,6 +101,11 @@ def test_param_importances(tmp_path: Path) -> None:
     figures.draw_param_importances(ax, {"act/family": 0.7, "lr": 0.2, "act/n": 0.1})
     # bars bottom to top in increasing importance, so the largest is on top
     assert [p.get_width() for p in ax.patches if isinstance(p, Rectangle)] == pytest.approx([0.1, 0.2, 0.7])
+    assert ax.get_title() == "parameter importances"
+    ax = _ax()
+    # from how many trials, so that a reader discounts bars from a handful
+    figures.draw_param_importances(ax, {"lr": 1.0}, trials=3)
+    assert ax.get_title() == "parameter importances (3 complete trials)"
     _assert_png(figures.param_importances({"act/family": 0.7, "lr": 0.2, "act/n": 0.1}, tmp_path / "imp.png"))
 
 
