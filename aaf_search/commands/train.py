@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     result = run_trial(config, on_epoch=show, out_dir=out)
+    epochs = f"{result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'}"
     print(
         f"{config.model} on {config.data.name}: val acc {result.val_accuracy:.4f} (epoch {result.best_epoch}), "
-        f"test acc {result.test_accuracy:.4f}, {result.epochs_run} epochs in {result.seconds:.1f}s -> {out}"
+        f"test acc {result.test_accuracy:.4f}, {epochs} in {result.seconds:.1f}s -> {out}"
     )
     return 0

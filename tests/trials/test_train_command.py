@@ -70,7 +70,7 @@ def test_quiet_prints_only_the_result_line(threads_seen: list[int], capsys: pyte
     out, err = capsys.readouterr()
     assert err == ""
     assert re.fullmatch(
-        r"dnn2 on digits: val acc 0\.\d{4} \(epoch 1\), test acc 0\.\d{4}, 1 epochs in .+s -> run\n", out
+        r"dnn2 on digits: val acc 0\.\d{4} \(epoch 1\), test acc 0\.\d{4}, 1 epoch in .+s -> run\n", out
     )
 
 
