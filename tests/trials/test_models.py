@@ -301,6 +301,9 @@ def test_torchvision_pretrained_reads_the_hub_cache_only(tmp_path: Path, monkeyp
         ("vanillanet", {"input_shape": (3, 16, 16)}, r"at least 32x32 pixels, got 16x16"),
         ("dnn2", {"input_shape": (28, 28)}, r"input shape \(channels, height, width\)"),
         ("dnn2", {"num_classes": 0}, r"at least one class"),
+        # LSLU needs each slot's channel count, which only the plan gives it
+        ("resnet8", {"base_activation": "lslu"}, r"base_activation 'lslu': .*channel count.*put it in the plan"),
+        ("tv:resnet18", {"base_activation": "lslu"}, r"base_activation 'lslu': .*put it in the plan"),
     ],
 )
 def test_user_errors(name: str, kwargs: dict[str, object], message: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from aaf_search import activations
+from aaf_search.activations import ActivationError
 from aaf_search.trials.models import mlp, resnet_cifar, se_resnet, small_cnn, torchvision_models, vanillanet
 from aaf_search.trials.models._base import InputShape, ModelError, ModelInfo
 
@@ -53,12 +55,24 @@ def build_model(
     """
     info = model_info(name)
     shape = _check_input(name, input_shape, num_classes, info.min_input_size)
-    if name.startswith(torchvision_models.PREFIX):
-        bare = torchvision_models.check_name(name)
-        return torchvision_models.build_torchvision(bare, shape, num_classes, base_activation, pretrained=pretrained)
-    if pretrained:
+    if pretrained and not name.startswith(torchvision_models.PREFIX):
         raise ModelError(f"model '{name}' has no pretrained weights; pretrained=True works for tv:NAME models")
-    return info.builder(shape, num_classes, _ZOO_NATIVE if base_activation == NATIVE else base_activation)
+    if base_activation != NATIVE:
+        activations.get(base_activation)  # an unknown name: the registry's message, with the valid ones
+    try:
+        if name.startswith(torchvision_models.PREFIX):
+            bare = torchvision_models.check_name(name)
+            return torchvision_models.build_torchvision(
+                bare, shape, num_classes, base_activation, pretrained=pretrained
+            )
+        return info.builder(shape, num_classes, _ZOO_NATIVE if base_activation == NATIVE else base_activation)
+    except ActivationError as exc:
+        # The base fills every slot with no options, so a family that needs a slot's channel count
+        # (LSLU) fails here; the plan gives it those.
+        raise ModelError(
+            f"base_activation '{base_activation}': {exc}; put it in the plan instead "
+            f"(plan: [{{select: all, activation: {{family: {base_activation}}}}}])"
+        ) from None
 
 
 def _check_input(name: str, input_shape: tuple[int, ...], num_classes: int, min_size: int | None) -> InputShape:
