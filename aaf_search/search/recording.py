@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial
 from aaf_search.config import TrialConfig
 from aaf_search.search.attrs import set_user_attrs
 from aaf_search.search.liveness import ATTR_HEARTBEAT, ATTR_OWNER, HEARTBEAT_SECONDS, owner_record
-from aaf_search.search.objectives import Objective, mean_epoch_seconds
+from aaf_search.search.objectives import Objective
 from aaf_search.search.seeds import trial_seed
 from aaf_search.spaces import SearchSpace, SpaceDefaults
 from aaf_search.spaces.resolve import sample_once
@@ -269,7 +269,6 @@ def result_attrs(result: TrialResult, metric: str) -> dict[str, Any]:
     return {
         **history_attrs(result.history, metric),
         ATTR_EPOCHS_RUN: result.epochs_run,
-        ATTR_EPOCH_SECONDS: mean_epoch_seconds(result),
         "val_accuracy": result.val_accuracy,
         "val_loss": result.val_loss,
         "test_accuracy": result.test_accuracy,

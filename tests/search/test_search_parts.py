@@ -27,6 +27,7 @@ from aaf_search.search.storage import (
     sqlite_database,
 )
 from aaf_search.spaces import CATALOG, SpaceDefaults
+from aaf_search.trials.report import EpochReport, TrialResult
 
 
 def test_trial_seeds_are_stable_and_distinct() -> None:
@@ -100,6 +101,20 @@ def test_objectives() -> None:
     )
     (loss,) = resolve_objectives(["accuracy"], SpaceDefaults(metric="val_loss"))
     assert loss.direction == "minimize"
+
+
+def _result(epoch_seconds: list[float]) -> TrialResult:
+    history = tuple(EpochReport(i + 1, 1.0, 1.0, 0.5, s, 0.01) for i, s in enumerate(epoch_seconds))
+    return TrialResult(0.5, 1.0, 0.5, 1, len(history), 100, 0, "cpu", sum(epoch_seconds), False, history)
+
+
+def test_latency_is_a_typical_epoch_not_the_first() -> None:
+    _, latency = resolve_objectives(["accuracy", "latency"], SpaceDefaults())
+    assert latency.direction == "minimize"
+    # a first epoch that compiled a kernel (4 s), one slowed by another process (0.9 s)
+    assert latency.value(_result([4.0, 0.11, 0.12, 0.9, 0.1])) == pytest.approx(0.115)
+    assert latency.value(_result([4.0, 0.2])) == pytest.approx(0.2)
+    assert latency.value(_result([0.3])) == pytest.approx(0.3)  # one epoch: nothing else to go by
 
 
 def test_storage_forms(tmp_path: Path) -> None:
