@@ -8,6 +8,12 @@ in place in an :class:`~aaf_search.trials.slots.ActivationSlot` that keeps the o
 BasicBlock calls ``self.relu`` twice) becomes one slot, and an object registered under several
 parents becomes one slot object set on each of them.
 
+Once a model has slots, its dropout modules stop working in place: a slot may come to hold an
+activation that keeps its output for backward (ReLU, Sigmoid, Tanh, ELU, APA's final exp), and a
+``Dropout(inplace=True)`` after it (torchvision's MobileNetV3 classifier) would overwrite that output
+and fail the first backward pass ("modified by an inplace operation"). The cost is one more tensor per
+dropout and step.
+
 Activations applied as functions inside ``forward`` (``F.relu(x)``, ``x.sigmoid()``) are not modules,
 so they cannot be found or swapped; they are left as they are. Modules inside an existing slot are
 never wrapped again, so calling :func:`wrap_activations` twice changes nothing.
@@ -80,9 +86,17 @@ def wrap_activations(model: nn.Module, example_input: Tensor | None = None) -> n
             slot = ActivationSlot(act, tags=("attention_gate",) if gate else ())
             created[id(act)] = slot
         setattr(parent, attr, slot)
+    if created:
+        _dropout_out_of_place(model)
     if example_input is not None and created:
         _tag_by_probe(model, example_input, {id(slot) for slot in created.values()})
     return model
+
+
+def _dropout_out_of_place(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.inplace = False
 
 
 def slot_shapes(model: nn.Module, example_input: Tensor) -> dict[str, list[tuple[int, ...]]]:

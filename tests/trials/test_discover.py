@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from aaf_search import activations
 from aaf_search.trials.discover import slot_shapes, wrap_activations
 from aaf_search.trials.models import build_model
+from aaf_search.trials.plan import replace_activations, uniform_plan
 from aaf_search.trials.slots import ActivationSlot, iter_slots
 
 RESNET18_SLOTS = ["relu"] + [f"layer{s}.{b}.relu" for s in (1, 2, 3, 4) for b in (0, 1)]
@@ -34,6 +35,16 @@ def test_torchvision_resnet18_is_wrapped_without_changing_outputs() -> None:
     assert isinstance(model.layer1[0].relu, ActivationSlot)
     assert isinstance(model.layer1[0].relu.act, nn.ReLU)  # the original module is kept
     assert not model.training  # the probe restores the mode it found
+
+
+def test_a_dropout_after_a_slot_no_longer_overwrites_its_output() -> None:
+    # A Sigmoid keeps its output for backward; Dropout(inplace=True) after it would overwrite that output.
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Dropout(0.5, inplace=True), nn.Linear(8, 2))
+    x = torch.randn(3, 4)
+    replace_activations(model, uniform_plan("sigmoid"), x)
+    assert model[2].inplace is False
+    model(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_reused_relu_is_one_slot_called_twice() -> None:

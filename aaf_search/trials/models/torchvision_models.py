@@ -101,7 +101,7 @@ def build_torchvision(
         _replace_head(net, bare, len(weights.meta["categories"]), num_classes)
     else:
         net = tvm.get_model(bare, weights=None, num_classes=num_classes, **kwargs)
-    _leave_activation_outputs_alone(net)
+    _fused_mbconv_out_of_place(net)
     model = TorchvisionNet(net, input_shape[0])
     # One sample is enough for the probe: it runs in eval mode, where BN uses its running statistics.
     wrap_activations(model, torch.zeros(1, *input_shape))
@@ -122,20 +122,18 @@ class _FusedMBConvOutOfPlace(tvm.efficientnet.FusedMBConv):
         return result
 
 
-def _leave_activation_outputs_alone(net: nn.Module) -> None:
-    """Stop ``net`` from overwriting an activation's output in place.
+def _fused_mbconv_out_of_place(net: nn.Module) -> None:
+    """Make EfficientNetV2's ``FusedMBConv`` blocks add their shortcut out of place.
 
-    Why: torchvision's own activations at those places do not need their output for backward, but the
-    activations a slot may hold do (ReLU, Sigmoid, Tanh and ELU keep it, so does APA's final exp): with
-    one of them every trial failed in its first backward pass ("modified by an inplace operation").
-    Two patterns do it: ``Dropout(inplace=True)`` right after an activation (MobileNetV3, EfficientNet,
-    MNASNet), and EfficientNetV2's ``FusedMBConv`` without expansion, whose block ends in an activation
-    and which adds its shortcut with ``+=``. The cost is one more tensor per such place and step.
+    Why: a block without expansion ends in an activation and adds its shortcut to that output with
+    ``+=``. torchvision's SiLU there does not need its output for backward, but the activations a slot
+    may hold do (ReLU, Sigmoid, Tanh, ELU keep it, so does APA's final exp): with one of them every
+    trial failed in its first backward pass ("modified by an inplace operation"). (Dropout modules,
+    the other way torchvision overwrites an activation's output, are made out of place for any model
+    by :func:`~aaf_search.trials.discover.wrap_activations`.)
     """
     for module in net.modules():
-        if isinstance(module, nn.modules.dropout._DropoutNd):
-            module.inplace = False
-        elif type(module) is tvm.efficientnet.FusedMBConv:
+        if type(module) is tvm.efficientnet.FusedMBConv:
             module.__class__ = _FusedMBConvOutOfPlace
 
 
