@@ -7,6 +7,7 @@ touches the process-wide backend; seaborn supplies the style and palette.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +72,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def plot_activations(out_dir: Path) -> list[Path]:
-    """Write ``<family>.png`` for every registered activation and ``overview.png``; return their paths."""
+def plot_activations(out_dir: Path, families: Sequence[str] = ()) -> list[Path]:
+    """Write ``<family>.png`` for each of ``families`` (default: every registered activation) and
+    ``overview.png`` of them all; return their paths. An unknown name raises before anything is written."""
+    chosen = list(dict.fromkeys(families)) or names()
+    for name in chosen:
+        get(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x = torch.linspace(*X_RANGE, POINTS)
     x_np = x.double().numpy()
-    all_curves = {name: curves(name, x) for name in names()}
+    all_curves = {name: curves(name, x) for name in chosen}
     written: list[Path] = []
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
         for name, family_curves in all_curves.items():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from aaf_search import activations
+from aaf_search.activations import ActivationError
 from aaf_search.activations.listing import format_registry, option_defaults
 from aaf_search.activations.plot import curves, plot_activations
 
@@ -51,6 +52,14 @@ def test_curves_are_deterministic_for_random_presets() -> None:
 @pytest.fixture(scope="module")
 def plots(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return plot_activations(tmp_path_factory.mktemp("plots"))
+
+
+def test_plot_activations_of_chosen_families(tmp_path: Path) -> None:
+    written = plot_activations(tmp_path / "some", ["coslu", "apa", "coslu"])
+    assert [p.name for p in written] == ["coslu.png", "apa.png", "overview.png"]
+    with pytest.raises(ActivationError, match=r"unknown activation 'cosluu'; choose one of: .*coslu"):
+        plot_activations(tmp_path / "none", ["coslu", "cosluu"])
+    assert not (tmp_path / "none").exists()  # refused before anything was written
 
 
 def test_plot_activations_writes_one_png_per_family_and_an_overview(plots: list[Path]) -> None:

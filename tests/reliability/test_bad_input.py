@@ -147,6 +147,7 @@ CASES = [
     (["export", "--storage", STORAGE, "--out", "good.yaml/best.yaml"], "--out 'good.yaml/best.yaml': 'good.yaml' is"),
     (["robust", "--storage", STORAGE, "--backend", "local", "--out", "good.yaml"], "--out: 'good.yaml' is a file"),
     (["activations", "plot", "--out", "good.yaml/plots"], "--out: cannot create directory 'good.yaml/plots'"),
+    (["activations", "plot", "cosluu"], "unknown activation 'cosluu'; choose one of: aglu"),
     ([*TRAIN, "good_config.yaml", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ]
 
