@@ -14,6 +14,7 @@ Inputs (one row per observation, column names fixed so the report layer can buil
 figure                      frame
 ==========================  ============================================================================
 optimisation_history        number, value, state (COMPLETE / PRUNED / FAIL / ...)
+pareto_front                number, value (the first objective), one column per further objective, pareto
 param_importances           a mapping param -> importance
 accuracy_by_family          family, value, source ("search" or "seeds")
 learning_curves             number, epoch, value, state
@@ -196,6 +197,60 @@ def optimisation_history(
         ax = fig.add_subplot()
         draw_optimisation_history(ax, trials, direction=direction, metric=metric)
         fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+# ------------------------------------------------------------------------------------------ pareto front
+
+
+def draw_pareto_front(fig: Figure, trials: pd.DataFrame, objectives: Sequence[tuple[str, str]]) -> list[Axes]:
+    """The first objective against each further one, one panel each, the Pareto front set apart.
+
+    ``objectives`` are (name, direction) pairs, the first for ``value``, each further one naming its column.
+    Complete trials are points; those on the front (column ``pareto``, over all objectives) are drawn on
+    top and labelled with their trial number. With two objectives the front is also a step line: the
+    boundary of what the search attained.
+    """
+    if len(objectives) < 2:
+        raise ValueError(f"pareto_front needs at least two objectives, got {len(objectives)}")
+    (first, first_direction), others = objectives[0], objectives[1:]
+    _require(trials, ("number", "value", "pareto", *(name for name, _ in others)), "pareto_front")
+    for _, direction in objectives:
+        _check_direction(direction)
+    complete = trials[trials["value"].notna()]
+    front = complete[complete["pareto"].astype(bool)]
+    axes = _grid(fig, len(others))
+    for ax, (name, direction) in zip(axes, others, strict=True):
+        rest = complete[~complete["number"].isin(front["number"])]
+        ax.scatter(rest[name], rest["value"], s=18, color=COLORS["complete"], alpha=0.6, label="complete", zorder=2)
+        ax.scatter(front[name], front["value"], s=30, color=COLORS["best"], label="Pareto front", zorder=4)
+        for _, row in front.iterrows():
+            ax.annotate(
+                f"#{int(row['number'])}",
+                (row[name], row["value"]),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize="x-small",
+            )
+        if len(others) == 1 and len(front) > 1:
+            ordered = front.sort_values(name, ascending=direction == "minimize")
+            ax.step(ordered[name], ordered["value"], where="post", color=COLORS["best"], linewidth=1.2, zorder=3)
+        ax.ticklabel_format(axis="x", useOffset=False)  # parameter counts in full, not "+1.04e5"
+        ax.margins(0.1)  # room for the labels of the outermost points
+        ax.set_xlabel(f"{name} ({direction})")
+        ax.set_ylabel(f"{first} ({first_direction})")
+        ax.legend(fontsize="x-small", loc="best")
+    fig.suptitle(f"Pareto front: {len(front)} of {len(complete)} complete trials", fontsize="medium")
+    return axes
+
+
+def pareto_front(
+    trials: pd.DataFrame, path: Path | str, objectives: Sequence[tuple[str, str]], *, svg: bool = False
+) -> list[Path]:
+    """Save :func:`draw_pareto_front` to ``path``; return the written paths."""
+    with _style(), _context():
+        fig = _new_figure(*_grid_size(len(objectives) - 1, width=4.2, height=3.4), layout="constrained")
+        draw_pareto_front(fig, trials, objectives)
         return _save(fig, path, svg)
 
 

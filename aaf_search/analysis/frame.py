@@ -38,7 +38,10 @@ TRIAL_COLUMNS = (
     "seconds",
     "seed",
 )
-"""The first columns of :func:`trials_frame`; the trial's sampled parameters follow, by name."""
+"""The first columns of :func:`trials_frame`; in a study of several objectives the other objectives and
+``pareto`` follow (see there), then the trial's sampled parameters, by name."""
+
+PARETO_COLUMN = "pareto"
 
 CURVE_COLUMNS = ("number", "epoch", "value", "state")
 TRAJECTORY_COLUMNS = ("number", "epoch", "slot", "param", "mean")
@@ -55,9 +58,22 @@ def family_of(config: Mapping[str, Any] | None) -> str:
     return "+".join(families) if families else BASE_FAMILY
 
 
+def directions_of(study: optuna.Study) -> list[Direction]:
+    """``"maximize"`` or ``"minimize"`` per objective of the study, in order."""
+    return ["maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions]
+
+
 def direction_of(study: optuna.Study) -> Direction:
     """``"maximize"`` or ``"minimize"``: the direction of the study's first objective."""
-    return "maximize" if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+    return directions_of(study)[0]
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objectives as ``--objectives`` named them (``accuracy``, ``params``, ``latency``)."""
+    names = [str(name) for name in study.user_attrs.get("objectives", ["accuracy"])]
+    if len(names) != len(study.directions):  # a study this tool did not make
+        names = [f"objective {i}" for i in range(len(study.directions))]
+    return names
 
 
 def state_name(trial: FrozenTrial) -> str:
@@ -90,9 +106,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
     ``value`` is the first objective of COMPLETE trials only; ``last_reported`` is the last epoch's metric of
     any trial that ran (for a pruned trial, where the pruner stopped it); ``seconds`` is the wall time.
+    A study of several objectives adds a column per further objective, named as in :func:`objective_names`
+    (COMPLETE trials only), and ``pareto``: whether the trial is on the Pareto front.
     """
     trials = study.get_trials(deepcopy=False)
     params = list(dict.fromkeys(name for trial in trials for name in trial.params))
+    others = objective_names(study)[1:]
+    front = {trial.number for trial in study.best_trials} if others else set()
     rows = []
     for trial in trials:
         attrs = trial.user_attrs
@@ -108,9 +128,14 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "seconds": duration,
             "seed": attrs.get(ATTR_SEED),
         }
+        if others:
+            complete = trial.state == TrialState.COMPLETE and bool(trial.values)
+            row.update({name: float(trial.values[i]) if complete else math.nan for i, name in enumerate(others, 1)})
+            row[PARETO_COLUMN] = trial.number in front
         row.update({name: trial.params.get(name) for name in params})
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *params])
+    extra = [*others, PARETO_COLUMN] if others else []
+    frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *extra, *params])
     return frame.astype({"number": int, "value": float, "last_reported": float, "test_accuracy": float})
 
 

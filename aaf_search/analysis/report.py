@@ -1,9 +1,11 @@
 """``aaf-search report``: a study's tables, figures and an ``index.md`` that links them, from the storage alone.
 
-Tables (CSV, Markdown, LaTeX): every trial with its parameters and state; the leaderboard by activation
-family; the seed-robustness table when ``aaf-search robust`` ran. Figures (PNG, SVG on request): the
-optimisation history, parameter importances, the metric by family, learning curves, the learned activation
-shapes of the best trial and their trajectories over epochs. A figure that cannot be drawn from what the
+Tables (CSV, Markdown, LaTeX): every trial with its parameters and state (in a study of several
+objectives, its other objectives' values and whether it is on the Pareto front); the leaderboard by
+activation family; the seed-robustness table when ``aaf-search robust`` ran. Figures (PNG, SVG on
+request): the optimisation history, the Pareto front (several objectives), parameter importances, the
+metric by family, learning curves, the learned activation shapes of the best trial and their trajectories
+over epochs. A figure that cannot be drawn from what the
 study holds is skipped with a note in ``index.md`` (the reason in plain words), never with an error.
 """
 
@@ -24,7 +26,9 @@ from aaf_search.analysis import figures
 from aaf_search.analysis.frame import (
     curves_frame,
     direction_of,
+    directions_of,
     history_frame,
+    objective_names,
     trajectories_frame,
     trials_frame,
 )
@@ -126,6 +130,13 @@ def write_report(study: optuna.Study, companion: optuna.Study | None, out: Path,
         lambda p: figures.optimisation_history(history_frame(trials), p, direction=direction, metric=metric, svg=svg),
         None if len(trials) else "the study has no trial",
     )
+    if len(study.directions) > 1:
+        objectives = list(zip(objective_names(study), directions_of(study), strict=True))
+        figure(
+            "pareto",
+            lambda p: figures.pareto_front(trials, p, objectives, svg=svg),
+            None if len(complete) else "no complete trial",
+        )
     importances, why = _importances(study, len(complete))
     figure("importances", lambda p: figures.param_importances(importances, p, trials=len(complete), svg=svg), why)
     scores = pd.concat([complete[["family", "value"]].assign(source="search"), seed_scores(robust)])

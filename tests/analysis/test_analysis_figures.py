@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,40 @@ def test_learning_curves_top_k_and_pruned_dashed(tmp_path: Path) -> None:
     assert [t.get_text() for t in legend.get_texts()] == ["#1", "#2", "pruned (2)"]
     assert figures.top_trials(_curves(), 2, direction="minimize") == [0, 2]
     _assert_png(figures.learning_curves(_curves(), tmp_path / "curves.png", top_k=2))
+
+
+def _objectives_frame() -> pd.DataFrame:
+    # accuracy up, params down: #0, #1 and #3 trade one for the other, #2 is beaten by #1 on both.
+    return pd.DataFrame(
+        {
+            "number": [0, 1, 2, 3, 4],
+            "value": [0.90, 0.80, 0.70, 0.95, math.nan],  # #4 failed
+            "params": [2000.0, 1000.0, 1500.0, 5000.0, math.nan],
+            "latency": [0.2, 0.1, 0.3, 0.4, math.nan],
+            "pareto": [True, True, False, True, False],
+        }
+    )
+
+
+def test_pareto_front(tmp_path: Path) -> None:
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    (ax,) = figures.draw_pareto_front(fig, _objectives_frame(), [("accuracy", "maximize"), ("params", "minimize")])
+    assert ax.get_xlabel() == "params (minimize)" and ax.get_ylabel() == "accuracy (maximize)"
+    assert sorted(t.get_text() for t in ax.texts) == ["#0", "#1", "#3"]  # the front, labelled
+    (step,) = ax.get_lines()  # with two objectives, the attained boundary: by params, accuracy rises
+    assert list(step.get_xdata()) == [1000.0, 2000.0, 5000.0] and list(step.get_ydata()) == [0.80, 0.90, 0.95]
+    assert fig.get_suptitle() == "Pareto front: 3 of 4 complete trials"
+
+    three = [("accuracy", "maximize"), ("params", "minimize"), ("latency", "minimize")]
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    axes = figures.draw_pareto_front(fig, _objectives_frame(), three)
+    assert [a.get_xlabel() for a in axes] == ["params (minimize)", "latency (minimize)"]
+    assert not any(a.get_lines() for a in axes)  # a 2-D view of a 3-D front is no staircase
+    with pytest.raises(ValueError, match="at least two objectives"):
+        figures.draw_pareto_front(fig, _objectives_frame(), three[:1])
+    _assert_png(figures.pareto_front(_objectives_frame(), tmp_path / "pareto.png", three))
 
 
 def test_param_importances(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,13 @@ from typing import Any
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from small_study import PlannedRunner, fake_search, real_study
+from small_study import FakeRunner, PlannedRunner, fake_search, real_study
 from test_analysis_figures import _assert_png
 
 from aaf_search.analysis import report as report_module
 from aaf_search.cli import main
+from aaf_search.config import TrialConfig
+from aaf_search.trials.report import TrialResult
 
 ROWS = {"trials": 4, "leaderboard": 1, "robust": 3}  # 4 trials, all of one family here; top-2 + baseline
 TABLES = {
@@ -88,6 +91,26 @@ def test_a_study_on_a_model_that_digits_are_resized_for_gets_its_shapes(space: s
     index = Path("report/index.md").read_text()
     assert "- activation shapes and trajectories: trial " in index
     assert "skipped" not in index
+
+
+class CostlyRunner(FakeRunner):
+    """Parameters grow with the learning rate, as the fake accuracy does: a real trade-off."""
+
+    def __call__(self, config: TrialConfig, **kwargs: Any) -> TrialResult:
+        return dataclasses.replace(super().__call__(config, **kwargs), param_count=round(1e6 * config.optim.lr))
+
+
+def test_a_study_of_several_objectives_gets_its_pareto_front() -> None:
+    fake_search("journal:runs/study.log", trials=6, objectives=("accuracy", "params"), runner=CostlyRunner())
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    trials = pd.read_csv("report/trials.csv")
+    assert list(trials.columns[9:11]) == ["params", "pareto"]  # after the common columns
+    points = list(zip(trials["value"], trials["params"], strict=True))
+    beaten = [any(a >= v and p <= q and (a, p) != (v, q) for a, p in points) for v, q in points]
+    assert list(trials["pareto"]) == [not b for b in beaten]
+    assert trials["pareto"].sum() >= 2
+    _assert_png([Path("report/pareto.png")])
+    assert "![pareto](pareto.png)" in Path("report/index.md").read_text()
 
 
 def test_the_index_names_the_pruner_the_search_chose() -> None:
