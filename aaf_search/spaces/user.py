@@ -115,6 +115,15 @@ class DeclarativeSpace:
     base: Mapping[str, Any]
     params: tuple[ParamSpec, ...]
 
+    def __post_init__(self) -> None:
+        # A space's documentation is its function's docstring (``aaf-search spaces FILE`` prints it); for a
+        # file, where each parameter goes says more than this class's own docstring would.
+        onto = " over the file's base" if self.base else ""
+        lines = [f"Each parameter is written into the trial config{onto}:"]
+        width = max((len(param.name) for param in self.params), default=0)
+        lines += [f"- {param.name:<{width}}  -> {'.'.join(param.target)}" for param in self.params]
+        object.__setattr__(self, "__doc__", "\n".join(lines))
+
     def __call__(self, trial: optuna.Trial, defaults: SpaceDefaults) -> TrialConfig:
         return self.build(defaults, {p.name: p.suggest(trial) for p in self.params})
 

@@ -46,6 +46,16 @@ def test_docstring_example_loads_and_samples(tmp_path: Path) -> None:
     assert entry.activation.init == {"a": 1.5}
 
 
+def test_a_space_file_is_documented_by_where_its_parameters_go(tmp_path: Path) -> None:
+    space = resolve_space(str(write(tmp_path, docstring_example(), "coslu_vs_sinlu.yaml")))
+    assert space.doc.splitlines()[:3] == [
+        "Each parameter is written into the trial config over the file's base:",
+        "- act/family  -> plan.0.activation.family",
+        "- act/shape   -> plan.0.activation.shape",
+    ]
+    assert space.doc.splitlines()[-1] == "- batch       -> batch_size"
+
+
 def test_docstring_example_passes_the_checks_a_search_makes_and_builds(tmp_path: Path) -> None:
     # Copied into a file as the README says, the example must run: every choice of every parameter is
     # checked against the registries before the study opens (a family without the parameter 'a' that
