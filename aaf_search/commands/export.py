@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "Export the best (K-th best, or seed-robust best) trial of a study as a config YAML for aaf-search train."
+HELP = (
+    "Export the best (K-th best, trial N, or seed-robust best) trial of a study as a config YAML for aaf-search train."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("best.yaml"), help="file to write (default: best.yaml)")
     parser.add_argument("--rank", type=int, default=1, help="1 = the best complete trial, 2 = the runner-up, ...")
     parser.add_argument(
+        "--trial",
+        type=int,
+        metavar="N",
+        help="complete trial number N (a point of a Pareto front, say: report labels them)",
+    )
+    parser.add_argument(
         "--robust",
         action="store_true",
         help="export the robust best of the last aaf-search robust, with per-seed scores",
@@ -23,16 +31,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aaf_search.errors import UserError
     from aaf_search.outdir import check_out_file
     from aaf_search.search import load_study, pick, write_export
+    from aaf_search.search.export import rank_of
 
     if args.robust:
         return _run_robust(args)
+    if args.trial is not None and args.rank != 1:
+        raise UserError("--rank and --trial do not go together: each names one trial")
     study = load_study(args.storage, args.study)
-    trial = pick(study, args.rank)
+    rank = args.rank if args.trial is None else rank_of(study, args.trial)
+    trial = pick(study, rank)
     check_out_file(args.out)
-    path = write_export(args.out, study, args.rank)
-    print(f"{study.study_name} trial {trial.number} (rank {args.rank}, score {trial.values[0]:.4f}) -> {path}")
+    path = write_export(args.out, study, rank)
+    print(f"{study.study_name} trial {trial.number} (rank {rank}, score {trial.values[0]:.4f}) -> {path}")
     return 0
 
 
@@ -43,8 +56,9 @@ def _run_robust(args: argparse.Namespace) -> int:
     from aaf_search.outdir import check_out_file
     from aaf_search.search.export import load_study
 
-    if args.rank != 1:
-        raise UserError("--rank and --robust do not go together: there is one robust best")
+    if args.rank != 1 or args.trial is not None:
+        option = "--rank" if args.rank != 1 else "--trial"
+        raise UserError(f"{option} and --robust do not go together: there is one robust best")
     study = load_study(args.storage, args.study)
     check_out_file(args.out)
     path = write_robust_export(args.out, study, load_companion(study, args.storage))

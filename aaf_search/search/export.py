@@ -21,6 +21,8 @@ from aaf_search.search.recording import ATTR_CONFIG, ATTR_CPU_THREADS, ATTR_SPAC
 from aaf_search.search.storage import open_existing_storage
 from aaf_search.search.study import ROBUST_SUFFIX, search_study_names, study_names
 
+MAX_LISTED = 20  # complete trial numbers an error lists one by one
+
 
 def load_study(storage_url: str, name: str | None) -> optuna.Study:
     """Study ``name`` from the storage; without a name, the storage's only search study.
@@ -60,6 +62,21 @@ def pick(study: optuna.Study, rank: int = 1) -> FrozenTrial:
     if not 1 <= rank <= len(trials):
         raise UserError(f"--rank must be between 1 and {len(trials)} (the complete trials of '{study.study_name}')")
     return trials[rank - 1]
+
+
+def rank_of(study: optuna.Study, number: int) -> int:
+    """The rank of complete trial ``number`` (what :func:`pick` takes to return it)."""
+    trials = ranked(study)
+    for rank, trial in enumerate(trials, start=1):
+        if trial.number == number:
+            return rank
+    numbers = sorted(trial.number for trial in trials)
+    if len(numbers) > MAX_LISTED:
+        listed = f"{len(numbers)} of them, from {numbers[0]} to {numbers[-1]}"
+    else:
+        listed = ", ".join(map(str, numbers)) or "none"
+    name = study.study_name
+    raise UserError(f"--trial {number}: study '{name}' has no complete trial {number}; complete trials: {listed}")
 
 
 def trial_config(trial: FrozenTrial) -> TrialConfig:

@@ -113,6 +113,8 @@ CASES = [
     (["export", "--storage", STORAGE, "--study", "nope"], "no study 'nope' in the storage; studies: trainable_zoo"),
     (["report", "--storage", STORAGE, "--study", "nope"], "no study 'nope' in the storage; studies: trainable_zoo"),
     (["export", "--storage", STORAGE, "--out", "folder.yaml"], "--out: 'folder.yaml' is a directory; name a file"),
+    (["export", "--storage", STORAGE, "--trial", "1", "--rank", "2"], "--rank and --trial do not go together"),
+    (["export", "--storage", STORAGE, "--trial", "1", "--robust"], "--trial and --robust do not go together"),
     (["export", "--storage", STORAGE, "--robust", "--out", "folder.yaml"], "'folder.yaml' is a directory"),
     (["dashboard", "--storage", "sqlite:///runs/absent.db"], "no storage at 'runs/absent.db'"),
     (["export", "--storage", "sqlite:///runs/absent.db"], "no storage at 'runs/absent.db'"),

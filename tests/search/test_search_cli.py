@@ -133,6 +133,16 @@ def test_export_writes_the_ranked_trial(existing_study: optuna.Study, capsys: py
 
     assert main(["export", "--storage", STORAGE, "--rank", "3"]) == 2
     assert "--rank must be between 1 and 2" in capsys.readouterr().err
+    # by trial number (a point of a Pareto front, say): the same file, with its rank
+    assert main(["export", "--storage", STORAGE, "--out", "by_number.yaml", "--trial", str(ranked[1].number)]) == 0
+    by_number, by_number_meta = load_yaml("by_number.yaml")
+    assert by_number == config and (by_number_meta["trial_number"], by_number_meta["rank"]) == (ranked[1].number, 2)
+    missing = max(t.number for t in existing_study.trials) + 1
+    assert main(["export", "--storage", STORAGE, "--trial", str(missing)]) == 2
+    numbers = ", ".join(str(t.number) for t in sorted(existing_study.trials, key=lambda t: t.number))
+    assert f"--trial {missing}: study 'trainable_zoo' has no complete trial {missing}; complete trials: {numbers}" in (
+        capsys.readouterr().err
+    )
     assert main(["export", "--storage", STORAGE, "--study", "other"]) == 2
     assert "no study 'other' in the storage; studies: trainable_zoo" in capsys.readouterr().err
 
