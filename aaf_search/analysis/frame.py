@@ -23,6 +23,7 @@ from aaf_search.search.recording import (
     ATTR_HISTORY,
     ATTR_SEED,
 )
+from aaf_search.search.study import objective_names
 
 BASE_FAMILY = "base"
 """The family of a trial whose plan is empty: the model keeps its base activation everywhere."""
@@ -66,14 +67,6 @@ def directions_of(study: optuna.Study) -> list[Direction]:
 def direction_of(study: optuna.Study) -> Direction:
     """``"maximize"`` or ``"minimize"``: the direction of the study's first objective."""
     return directions_of(study)[0]
-
-
-def objective_names(study: optuna.Study) -> list[str]:
-    """The study's objectives as ``--objectives`` named them (``accuracy``, ``params``, ``latency``)."""
-    names = [str(name) for name in study.user_attrs.get("objectives", ["accuracy"])]
-    if len(names) != len(study.directions):  # a study this tool did not make
-        names = [f"objective {i}" for i in range(len(study.directions))]
-    return names
 
 
 def state_name(trial: FrozenTrial) -> str:

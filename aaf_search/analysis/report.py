@@ -28,7 +28,6 @@ from aaf_search.analysis.frame import (
     direction_of,
     directions_of,
     history_frame,
-    objective_names,
     trajectories_frame,
     trials_frame,
 )
@@ -40,6 +39,7 @@ from aaf_search.errors import UserError
 from aaf_search.search.export import ranked
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
+from aaf_search.search.study import objective_names
 
 TOP_CURVES = 5  # learning curves drawn in colour; the rest of the complete trials are left out
 LEADERBOARD_COLUMNS = ("family", "trials", "complete", "pruned", "failed", "best", "median", "best_trial")

@@ -19,7 +19,7 @@ from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_CPU_THREADS, ATTR_SPACE
 from aaf_search.search.storage import open_existing_storage
-from aaf_search.search.study import ROBUST_SUFFIX, search_study_names, study_names
+from aaf_search.search.study import ROBUST_SUFFIX, objective_names, search_study_names, study_names
 
 MAX_LISTED = 20  # complete trial numbers an error lists one by one
 
@@ -86,10 +86,9 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
 
 
 def export_metadata(study: optuna.Study, trial: FrozenTrial, rank: int) -> dict[str, Any]:
-    objectives = study.user_attrs.get("objectives", ["accuracy"])
     return {
         "score": trial.values[0],
-        "objectives": dict(zip(objectives, trial.values, strict=False)),
+        "objectives": dict(zip(objective_names(study), trial.values, strict=True)),
         "metric": study.user_attrs.get("metric", "val_accuracy"),
         "test_accuracy": trial.user_attrs.get("test_accuracy"),
         "study": study.study_name,

@@ -52,6 +52,14 @@ def robust_name(name: str) -> str:
     return name + ROBUST_SUFFIX
 
 
+def objective_names(study: optuna.Study) -> list[str]:
+    """The study's objectives as ``--objectives`` named them (``accuracy``, ``params``, ``latency``)."""
+    names = [str(name) for name in study.user_attrs.get("objectives", ["accuracy"])]
+    if len(names) != len(study.directions):  # a study this tool did not make
+        names = [f"objective {i}" for i in range(len(study.directions))]
+    return names
+
+
 def search_study_names(storage: BaseStorage) -> list[str]:
     """The studies of searches: every study but the robustness companions."""
     return [name for name in study_names(storage) if not name.endswith(ROBUST_SUFFIX)]

@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from aaf_search.search.export import ranked
 from aaf_search.search.recording import stored_category
 from aaf_search.search.storage import redact
+from aaf_search.search.study import objective_names
 
 if TYPE_CHECKING:
     from aaf_search.search.driver import SearchOutcome
@@ -30,7 +31,7 @@ def summarize(outcome: SearchOutcome, storage_url: str) -> str:
     study = outcome.study
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in TrialState}
-    objectives = study.user_attrs.get("objectives", ["accuracy"])
+    objectives = objective_names(study)
     lines = [
         f"study '{study.study_name}' (space {outcome.space.name}): {counts[TrialState.COMPLETE]} complete, "
         f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed{failure_breakdown(trials)}",
