@@ -34,17 +34,19 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.errors import UserError
     from aaf_search.outdir import check_out_file
     from aaf_search.search import load_study, pick, write_export
-    from aaf_search.search.export import rank_of
+    from aaf_search.search.export import pick_number
 
     if args.robust:
         return _run_robust(args)
     if args.trial is not None and args.rank != 1:
         raise UserError("--rank and --trial do not go together: each names one trial")
     study = load_study(args.storage, args.study)
-    rank = args.rank if args.trial is None else rank_of(study, args.trial)
-    trial = pick(study, rank)
+    if args.trial is None:
+        trial, rank = pick(study, args.rank), args.rank
+    else:
+        trial, rank = pick_number(study, args.trial)
     check_out_file(args.out)
-    path = write_export(args.out, study, rank)
+    path = write_export(args.out, study, trial, rank)
     print(f"{study.study_name} trial {trial.number} (rank {rank}, score {trial.values[0]:.4f}) -> {path}")
     return 0
 

@@ -155,7 +155,8 @@ def run_search(
         backend.run(session)
     finally:
         progress.close()
-    best_path = write_export(run_dir / "best.yaml", study) if ranked(study) else None
+    best = ranked(study)
+    best_path = write_export(run_dir / "best.yaml", study, best[0], rank=1) if best else None
     return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path, gave_up=session.gave_up)
 
 

@@ -64,12 +64,12 @@ def pick(study: optuna.Study, rank: int = 1) -> FrozenTrial:
     return trials[rank - 1]
 
 
-def rank_of(study: optuna.Study, number: int) -> int:
-    """The rank of complete trial ``number`` (what :func:`pick` takes to return it)."""
+def pick_number(study: optuna.Study, number: int) -> tuple[FrozenTrial, int]:
+    """Complete trial ``number`` and its rank (1 is the best)."""
     trials = ranked(study)
     for rank, trial in enumerate(trials, start=1):
         if trial.number == number:
-            return rank
+            return trial, rank
     numbers = sorted(trial.number for trial in trials)
     if len(numbers) > MAX_LISTED:
         listed = f"{len(numbers)} of them, from {numbers[0]} to {numbers[-1]}"
@@ -102,9 +102,8 @@ def export_metadata(study: optuna.Study, trial: FrozenTrial, rank: int) -> dict[
     }
 
 
-def write_export(path: Path, study: optuna.Study, rank: int = 1) -> Path:
-    """Write the ``rank``-th best trial of ``study`` to ``path`` (atomically, via ``save_yaml``)."""
-    trial = pick(study, rank)
+def write_export(path: Path, study: optuna.Study, trial: FrozenTrial, rank: int) -> Path:
+    """Write ``trial`` of ``study``, the ``rank``-th best, to ``path`` (atomically, via ``save_yaml``)."""
     return save_yaml(path, trial_config(trial), **export_metadata(study, trial, rank))
 
 
