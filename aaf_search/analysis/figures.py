@@ -218,10 +218,10 @@ def draw_pareto_front(fig: Figure, trials: pd.DataFrame, objectives: Sequence[tu
     for _, direction in objectives:
         _check_direction(direction)
     complete = trials[trials["value"].notna()]
-    front = complete[complete["pareto"].astype(bool)]
+    on_front = complete["pareto"].astype(bool)
+    front, rest = complete[on_front], complete[~on_front]
     axes = _grid(fig, len(others))
     for ax, (name, direction) in zip(axes, others, strict=True):
-        rest = complete[~complete["number"].isin(front["number"])]
         ax.scatter(rest[name], rest["value"], s=18, color=COLORS["complete"], alpha=0.6, label="complete", zorder=2)
         ax.scatter(front[name], front["value"], s=30, color=COLORS["best"], label="Pareto front", zorder=4)
         for _, row in front.iterrows():

@@ -5,8 +5,8 @@ objectives, its other objectives' values and whether it is on the Pareto front);
 activation family; the seed-robustness table when ``aaf-search robust`` ran. Figures (PNG, SVG on
 request): the optimisation history, the Pareto front (several objectives), parameter importances, the
 metric by family, learning curves, the learned activation shapes of the best trial and their trajectories
-over epochs. A figure that cannot be drawn from what the
-study holds is skipped with a note in ``index.md`` (the reason in plain words), never with an error.
+over epochs. A figure that cannot be drawn from what the study holds is skipped with a note in
+``index.md`` (the reason in plain words), never with an error.
 """
 
 from __future__ import annotations
