@@ -333,6 +333,9 @@ def load_yaml(path: str | Path) -> tuple[TrialConfig, dict[str, Any]]:
         raise ConfigError(
             f"'{path}' has schema_version {version}; this aaf-search reads up to {SCHEMA_VERSION}, upgrade it"
         )
+    if "trial" not in document and "params" in document:
+        # A space file: the parameters to search, not one configuration to train.
+        raise ConfigError(f"'{path}' is a space file, not a trial config; search it with: aaf-search --space {path}")
     if "trial" not in document:
         raise ConfigError(f"'{path}' has no 'trial' key; keys found: {', '.join(map(str, document)) or 'none'}")
     config = TrialConfig.from_dict(document["trial"])

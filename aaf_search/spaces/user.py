@@ -185,6 +185,9 @@ def load_space_file(path: Path) -> SearchSpace:
     document = read_yaml_file(path, where, SpaceError)
     if not isinstance(document, Mapping):
         raise SpaceError(f"{where} must hold a mapping with the keys: {', '.join(TOP_KEYS)}")
+    if "trial" in document and "params" not in document:
+        # An exported trial (best.yaml) is one configuration to train, not a space to search.
+        raise SpaceError(f"{where} is a trial config, not a space; train it with: aaf-search train --config {path}")
     _known_keys(document, TOP_KEYS, where)
     _typed_keys(document, where)
     if "params" not in document:

@@ -79,6 +79,12 @@ CASES = [
     ([*SPACE, "wrong_type.yaml"], "space file 'wrong_type.yaml': 'epochs' must be an integer, got 'ten'"),
     ([*SPACE, "out_of_range.yaml"], "'high' (0.01) must be greater than 'low' (0.1)"),
     ([*SPACE, "absent.yaml"], "space file 'absent.yaml' does not exist"),
+    # A trial config where a space file belongs, and the other way round: each names the right command.
+    (
+        [*SPACE, "good_config.yaml"],
+        "space file 'good_config.yaml' is a trial config, not a space; train it with: aaf-search train --config",
+    ),
+    ([*TRAIN, "good.yaml"], "'good.yaml' is a space file, not a trial config; search it with: aaf-search --space"),
     # A Python space that is not a suggest(trial, defaults) function, or fails on its first sample.
     ([*SPACE, "os:getcwd"], "'os:getcwd' takes (), but a space function is called as suggest(trial, defaults)"),
     ([*SPACE, "os.path:join"], "space 'os.path:join' failed on a sample trial: TypeError: expected str"),
