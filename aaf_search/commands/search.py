@@ -42,6 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", type=Path, help="run directory for trial outputs and best.yaml (default: aaf-runs/<study>)")
     add("--objectives", default="accuracy", help=f"comma-separated, accuracy first: {', '.join(OBJECTIVES)}")
     add("--retry-failed", action="store_true", help="run again the parameters of trials an interrupted run left")
+    add(
+        "--timeout",
+        type=_duration,
+        help="start no trial after this long (600, 90s, 30m, 1.5h); running trials finish; --trials still caps",
+    )
+
+
+def _duration(text: str) -> float:
+    from aaf_search.search.duration import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         objectives=tuple(args.objectives.split(",")),
         retry_failed=args.retry_failed,
+        timeout=args.timeout,
         model=args.model,
         dataset=args.dataset,
         data_root=args.data_root,

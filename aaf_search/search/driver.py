@@ -61,6 +61,7 @@ class SearchOutcome:
     run_dir: Path
     best_path: Path | None  # the exported best config; None when no trial completed
     gave_up: bool = False  # stopped short of --trials because a whole round of trials failed
+    timed_out: bool = False  # stopped starting trials because --timeout passed (perhaps short of --trials)
 
 
 def run_search(
@@ -72,6 +73,8 @@ def run_search(
         raise UserError(f"--trials must be > 0, got {settings.trials}")
     if settings.epochs is not None and settings.epochs < 1:
         raise UserError(f"--epochs must be > 0, got {settings.epochs}")
+    if settings.timeout is not None and not settings.timeout > 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {settings.timeout:g}")
     if settings.study is not None and not settings.study.strip():
         raise UserError("--study must not be empty; leave it out to name the study after the space")
     space = resolve_space(settings.space)
@@ -140,7 +143,7 @@ def run_search(
     target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
     if target < settings.trials:
         print(f"note: the grid has {target} paths; the search stops at {target} finished trials", file=stream)
-    progress = ProgressLine.for_study(study, name, target, stream=stream)
+    progress = ProgressLine.for_study(study, name, target, stream=stream, budget=settings.timeout)
     session = SearchSession(
         study=study,
         recorder=TrialRecorder(space, defaults, objectives, study_seed),
@@ -150,6 +153,7 @@ def run_search(
         runner=runner or _run_trial(),
         resources=settings.resources,
         shared=shared,
+        timeout=settings.timeout,
     )
     try:
         backend.run(session)
@@ -157,7 +161,14 @@ def run_search(
         progress.close()
     best = ranked(study)
     best_path = write_export(run_dir / "best.yaml", study, best[0], rank=1) if best else None
-    return SearchOutcome(study=study, space=space, run_dir=run_dir, best_path=best_path, gave_up=session.gave_up)
+    return SearchOutcome(
+        study=study,
+        space=space,
+        run_dir=run_dir,
+        best_path=best_path,
+        gave_up=session.gave_up,
+        timed_out=session.timed_out,
+    )
 
 
 def begin_study(

@@ -55,8 +55,11 @@ class LocalBackend:
             if claim.open <= 0:
                 session.note_others_run_the_rest(claim)
                 return
-            # Alone on the study, every open slot is this process's; shared, each trial first claims one.
-            batch = 1 if session.shared else claim.open
+            if session.out_of_time():
+                return
+            # Alone on the study, every open slot is this process's; shared, each trial first claims one,
+            # and under a timeout each trial first checks the clock.
+            batch = 1 if session.shared or session.timeout is not None else claim.open
             try:
                 # No Optuna callbacks: given any, Optuna reads every finished trial back with all its
                 # attributes (milliseconds per trial on SQLite); the objective counts its own outcome.

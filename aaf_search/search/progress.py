@@ -15,6 +15,8 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from aaf_search.search.duration import clock_text
+
 
 @dataclass
 class ProgressLine:
@@ -35,6 +37,7 @@ class ProgressLine:
     running: int = 0
     best: float | None = None
     best_trial: int | None = None
+    budget: float | None = None  # --timeout in seconds: the elapsed time is shown against it
 
     def __post_init__(self) -> None:
         self._started = self.clock()
@@ -73,12 +76,14 @@ class ProgressLine:
         self.show()
 
     def text(self) -> str:
-        elapsed = int(self.clock() - self._started)
+        elapsed = clock_text(self.clock() - self._started)
+        if self.budget is not None:
+            elapsed += f" of {clock_text(self.budget)}"
         best = f"best {self.best:.4f} (#{self.best_trial})" if self.best is not None else "best -"
         return (
             f"{self.label}: {self.complete + self.pruned}/{self.target} trials "
             f"({self.complete} complete, {self.pruned} pruned), {self.failed} failed, {self.running} running, "
-            f"{best}, {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
+            f"{best}, {elapsed}"
         )
 
     def show(self) -> None:

@@ -97,6 +97,8 @@ class StudySearcher(Searcher):
         if remaining - self.running <= 0 or (self.session.shared and not self._slot_open()):
             # Enough trials in flight; stay open while any runs, since a failed one must be replaced.
             return None if self.running else Searcher.FINISHED
+        if self.session.out_of_time():
+            return None if self.running else Searcher.FINISHED
         trial = self.session.study.ask()
         if self.session.shared and self.session.surplus(trial.number):
             # Another process claimed the last slot between the claim and the ask (the local backend's rule).

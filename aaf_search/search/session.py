@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -11,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.config import TrialConfig
+from aaf_search.search.duration import clock_text
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import SURPLUS, SURPLUS_PREFIX, TrialRecorder, stored_category
 from aaf_search.search.settings import Resources
@@ -75,7 +77,24 @@ class SearchSession:
     runner: TrialRunner
     resources: Resources
     shared: bool = False  # other processes may search the study too (a journal file or an RDB server)
+    timeout: float | None = None  # seconds from the session's creation after which no trial starts
     gave_up: bool = False  # the backend stopped on a failure streak, short of the target
+    timed_out: bool = False  # the backend stopped starting trials because the timeout passed
+    clock: Callable[[], float] = time.monotonic
+    _started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+
+    def out_of_time(self) -> bool:
+        """Whether the timeout has passed, so that no trial may start (Optuna's ``timeout`` rule: the
+        trials already running finish). The first call that finds so says it on the progress line."""
+        if self.timeout is None or self.clock() - self._started < self.timeout:
+            return False
+        if not self.timed_out:
+            self.timed_out = True
+            self.progress.note(f"stopping: the --timeout of {clock_text(self.timeout)} has passed; no trial starts now")
+        return True
 
     def give_up(self, streak: FailureStreak) -> None:
         """Stop for good after ``streak`` (the backends' shared rule): say why, and remember it for the exit code."""

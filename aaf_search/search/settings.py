@@ -38,6 +38,7 @@ class SearchSettings:
     out: Path | None = None  # default aaf-runs/<study>
     objectives: tuple[str, ...] = ("accuracy",)
     retry_failed: bool = False
+    timeout: float | None = None  # seconds after which no trial starts (the running ones finish)
     model: str | None = None
     dataset: str | None = None
     data_root: str | None = None
@@ -60,4 +61,5 @@ class SearchSettings:
             "dataset": self.dataset,
             "epochs": self.epochs,
             "precision": self.precision,
+            "timeout": self.timeout,
         }

@@ -36,6 +36,8 @@ def summarize(outcome: SearchOutcome, storage_url: str) -> str:
         f"study '{study.study_name}' (space {outcome.space.name}): {counts[TrialState.COMPLETE]} complete, "
         f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed{failure_breakdown(trials)}",
     ]
+    if outcome.timed_out:
+        lines.append("stopped by --timeout short of --trials; run the command again to continue the study")
     best = ranked(study)
     if not best:
         lines.append("no trial completed, so there is no best config yet")
