@@ -18,7 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epoch count")
     parser.add_argument("--device", choices=DEVICES, default=None, help="override the config's device")
     parser.add_argument("--precision", choices=PRECISIONS, default=None, help="override the config's precision")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="train on this data set instead of the config's (a winner found on digits: cifar10)",
+    )
     parser.add_argument("--data-root", default=None, help="override where data sets are read from")
+    parser.add_argument(
+        "--download", action="store_true", default=None, help="download a torchvision data set when absent"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -72,9 +80,18 @@ def run(args: argparse.Namespace) -> int:
         changes["device"] = args.device
     if args.precision is not None:
         changes["precision"] = args.precision
+    data, notes = config.data, []
+    if args.dataset is not None and args.dataset != data.name:
+        from aaf_search.trials.data import with_dataset
+
+        data, dropped = with_dataset(data, args.dataset)
+        if dropped:
+            notes.append(f"not passing data option(s) {', '.join(dropped)} to data set '{args.dataset}': it takes none")
     if args.data_root is not None:
-        changes["data"] = replace(config.data, root=args.data_root)
-    config = config.replace(**changes)
+        data = replace(data, root=args.data_root)
+    if args.download:
+        data = replace(data, download=True)
+    config = config.replace(**changes, data=data)
     threads = cpu_threads(args.threads, metadata)
     out = args.out or default_run_dir(config, threads)
     check_out_dir(out, "--out" if args.out else "run directory")
@@ -86,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
 
     # Shown with the first epoch, once the config's device and data proved usable: a refused config
     # leaves its one error line alone.
-    notes = []
     if threads is not None and args.threads is None and not args.quiet:
         notes.append(f"using {threads} CPU thread(s), as the exported trial did (--threads to change)")
 

@@ -176,6 +176,17 @@ class DataSplits:
 _TENSOR_FIELDS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 
+def with_dataset(config: DataConfig, name: str) -> tuple[DataConfig, list[str]]:
+    """``config`` for data set ``name`` (a registry name), and the options it drops: those ``name`` does
+    not take (a long-tailed set's ``imbalance_ratio`` when moving to the full set), as any other set would
+    refuse them."""
+    info = get_dataset(name)
+    valid = COMMON_OPTIONS + info.options
+    kept = {key: value for key, value in config.options.items() if key in valid}
+    dropped = sorted(str(key) for key in config.options if key not in valid)
+    return dataclasses.replace(config, name=name, options=kept), dropped
+
+
 def check_data_files(config: DataConfig) -> None:
     """A :class:`DataError` now when ``config``'s files are missing (and not to be downloaded); reads nothing."""
     info = get_dataset(config.name)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from aaf_search.cli import main
-from aaf_search.config import TrialConfig, save_yaml
+from aaf_search.config import DataConfig, TrialConfig, load_yaml, save_yaml
 from aaf_search.trials import runner
 from aaf_search.trials.runner import run_trial
 
@@ -115,3 +115,36 @@ def test_precision_option_overrides_the_config(monkeypatch: pytest.MonkeyPatch) 
     save_yaml("best.yaml", _config())
     assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet", "--precision", "bf16"]) == 0
     assert [config.precision for config in trained] == ["bf16"]
+
+
+def test_dataset_option_retrains_the_config_on_another_data_set(capsys: pytest.CaptureFixture[str]) -> None:
+    # Searched on a long-tailed CIFAR-10, retrained on the 4-class synthetic set: the model is built for
+    # the new set, and the option only the old set takes is left out, with a note.
+    searched = _config().replace(data=DataConfig(name="cifar10_lt", options={"imbalance_ratio": 10, "split_seed": 3}))
+    save_yaml("best.yaml", searched)
+    args = ["train", "--config", "best.yaml", "--out", "run", "--dataset", "synthetic"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0] == "not passing data option(s) imbalance_ratio to data set 'synthetic': it takes none"
+    assert out.startswith("dnn2 on synthetic: val acc ")
+    trained, _ = load_yaml("run/config.yaml")
+    assert trained.data == DataConfig(name="synthetic", options={"split_seed": 3})
+    weights = torch.load("run/model.pt", weights_only=True)
+    assert list(weights.values())[-1].shape == (4,)  # the output layer's bias: one per synthetic class
+
+
+def test_download_option_sets_the_configs_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: list[TrialConfig] = []
+    monkeypatch.setattr(runner, "run_trial", lambda config, **_: trained.append(config) or run_trial(_config()))
+    save_yaml("best.yaml", _config())
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--quiet", "--download", "--dataset", "mnist"]) == 0
+    assert [(config.data.name, config.data.download) for config in trained] == [("mnist", True)]
+
+
+def test_an_unknown_dataset_is_refused_with_the_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
+    save_yaml("best.yaml", _config())
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--dataset", "cifar11"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "aaf-search: error: unknown data set 'cifar11'; valid names: digits, mnist, fashion_mnist, cifar10"
+    )
+    assert not Path("run").exists()
