@@ -47,6 +47,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_duration,
         help="start no trial after this long (600, 90s, 30m, 1.5h); running trials finish; --trials still caps",
     )
+    add(
+        "--enqueue",
+        action="append",
+        type=_point,
+        default=[],
+        metavar="NAME=VALUE,...",
+        help="a configuration to run first (repeatable); parameters left out are sampled",
+    )
+
+
+def _point(text: str) -> dict[str, str]:
+    from aaf_search.search.enqueue import parse_point
+
+    try:
+        return parse_point(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _duration(text: str) -> float:
@@ -79,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         objectives=tuple(args.objectives.split(",")),
         retry_failed=args.retry_failed,
         timeout=args.timeout,
+        enqueue=tuple(args.enqueue),
         model=args.model,
         dataset=args.dataset,
         data_root=args.data_root,

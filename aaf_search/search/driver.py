@@ -19,6 +19,7 @@ from optuna.storages import BaseStorage
 from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
 from aaf_search.search.backends import make_backend
+from aaf_search.search.enqueue import enqueue_points, resolve_points
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
 from aaf_search.search.objectives import resolve_objectives
@@ -101,6 +102,9 @@ def run_search(
     # continuous parameter) before the study exists; the search's own is seeded from the study below.
     make_sampler(settings.sampler, settings.seed, context)
     distributions = check_space(space, defaults)
+    if settings.enqueue and settings.sampler == "grid":
+        raise UserError("--enqueue does not combine with --sampler grid, which runs every path of the space itself")
+    enqueued = resolve_points(settings.enqueue, distributions)
     name = settings.study or space.name
     run_dir = settings.out or study_run_dir(name)
     check_out_dir(run_dir, "--out" if settings.out else "run directory")
@@ -139,6 +143,10 @@ def run_search(
         retried = retry_interrupted(study)
         if retried:
             print(f"note: retrying the parameters of interrupted trial(s) {retried}", file=stream)
+    if enqueued:
+        added = enqueue_points(study, enqueued)
+        known = f" ({len(enqueued) - added} already in the study)" if added < len(enqueued) else ""
+        print(f"note: enqueued {added} configuration(s) to run first{known}", file=stream)
 
     target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
     if target < settings.trials:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class SearchSettings:
     objectives: tuple[str, ...] = ("accuracy",)
     retry_failed: bool = False
     timeout: float | None = None  # seconds after which no trial starts (the running ones finish)
+    enqueue: tuple[Mapping[str, Any], ...] = ()  # parameter values of trials to run first (--enqueue)
     model: str | None = None
     dataset: str | None = None
     data_root: str | None = None
@@ -62,4 +64,5 @@ class SearchSettings:
             "epochs": self.epochs,
             "precision": self.precision,
             "timeout": self.timeout,
+            "enqueue": [dict(point) for point in self.enqueue],
         }

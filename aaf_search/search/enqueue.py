@@ -1,0 +1,95 @@
+"""``--enqueue act/family=coslu,opt/lr=0.001``: configurations a search runs first (Optuna's ``enqueue_trial``).
+
+A researcher who already knows good points (a paper's published setting, last month's winner) puts them
+in the study before the sampler proposes anything, as Ray Tune's ``points_to_evaluate`` does. Each point
+names some or all of the space's parameters; the sampler fills in the rest. Values are checked against
+the space's distributions before the study is created, so a typo is refused in one line and not found
+as a failed trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from aaf_search.errors import UserError
+
+Point = Mapping[str, Any]
+FORMAT_HINT = "NAME=VALUE pairs separated by commas (act/family=coslu,opt/lr=0.001)"
+
+
+def parse_point(text: str) -> dict[str, str]:
+    """``"act/family=coslu,opt/lr=0.001"`` as ``{"act/family": "coslu", "opt/lr": "0.001"}``."""
+    point: dict[str, str] = {}
+    for pair in text.split(","):
+        name, equals, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not equals or not name or not value:
+            raise ValueError(f"expected {FORMAT_HINT}, got '{text}'")
+        if name in point:
+            raise ValueError(f"parameter '{name}' is given twice in '{text}'")
+        point[name] = value
+    return point
+
+
+def resolve_points(points: Sequence[Point], distributions: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Each point's values as the space's distributions take them (a choice's own type, a number in range)."""
+    return [{name: _value(name, value, distributions) for name, value in point.items()} for point in points]
+
+
+def enqueue_points(study: optuna.Study, points: Sequence[dict[str, Any]]) -> int:
+    """Enqueue each point not already in the study (as any trial's parameters); return how many were new.
+
+    A rerun of the same command therefore adds nothing twice.
+    """
+    before = len(study.get_trials(deepcopy=False))
+    for params in points:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def _value(name: str, value: Any, distributions: Mapping[str, BaseDistribution]) -> Any:
+    distribution = distributions.get(name)
+    if distribution is None:
+        raise UserError(f"--enqueue: the space has no parameter '{name}'; its parameters: {', '.join(distributions)}")
+    if isinstance(distribution, CategoricalDistribution):
+        return _choice(name, value, distribution.choices)
+    if isinstance(distribution, IntDistribution | FloatDistribution):
+        return _number(name, value, distribution)
+    raise UserError(f"--enqueue: parameter '{name}' has a distribution this option cannot fill: {distribution}")
+
+
+def _choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+    if isinstance(value, str):  # from the command line: the choice written as text (2, 0.5, true, none)
+        for choice in choices:
+            if value == str(choice) or (not isinstance(choice, str) and value.lower() == str(choice).lower()):
+                return choice
+    listed = ", ".join(str(choice) for choice in choices)
+    raise UserError(f"--enqueue: parameter '{name}' has no choice '{value}'; its choices: {listed}")
+
+
+def _number(name: str, value: Any, distribution: IntDistribution | FloatDistribution) -> int | float:
+    integer = isinstance(distribution, IntDistribution)
+    low, high, step = distribution.low, distribution.high, distribution.step
+    steps = f" in steps of {step:g}" if step is not None and not (integer and step == 1) else ""
+    try:
+        number: float = math.nan if isinstance(value, bool) else int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not low <= number <= high or (step is not None and not _on_grid(number, low, step)):
+        kind = "an integer" if integer else "a number"
+        raise UserError(f"--enqueue: parameter '{name}' must be {kind} in {low:g}..{high:g}{steps}, got '{value}'")
+    return number
+
+
+def _on_grid(number: float, low: float, step: float) -> bool:
+    """Whether ``number`` is ``low`` plus a whole number of ``step``s (to rounding, for float steps)."""
+    steps = (number - low) / step
+    return abs(steps - round(steps)) <= 1e-9 * max(1.0, abs(steps))
