@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "export": "aaf_search.commands.export",
     "robust": "aaf_search.commands.robust",
     "report": "aaf_search.commands.report",
+    "studies": "aaf_search.commands.studies",
     "spaces": "aaf_search.commands.spaces",
     "activations": "aaf_search.commands.activations",
     "models": "aaf_search.commands.models",

@@ -27,6 +27,7 @@ print(code, [name for name in ("torch", "torchvision") if name in sys.modules])
         ["train", "--config", "nope.yaml", "--epochs", "0"],
         ["report", "--storage", "journal:missing.log"],  # a storage that is not there
         ["robust", "--storage", "journal:missing.log"],
+        ["studies", "--storage", "journal:missing.log"],
         ["robust", "--seeds", "42,x"],
     ],
 )

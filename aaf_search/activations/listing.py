@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Sequence
 
 from aaf_search.activations.registry import PARAM_SHAPES, Activation, get, names
+from aaf_search.text_table import aligned
 
 COLUMNS = ("name", "kind", "parameters", "shapes", "presets (*default)", "options", "source")
 
@@ -40,11 +41,7 @@ def format_registry(selected: Sequence[str] | None = None) -> str:
     """
     classes = [get(n) for n in (selected if selected is not None else names())]
     classes.sort(key=lambda c: (not c.param_names, c.source.split(":")[0], c.family))
-    rows = [COLUMNS, *(describe(c) for c in classes)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return aligned(COLUMNS, [describe(c) for c in classes])
 
 
 def _short(value: object) -> str:

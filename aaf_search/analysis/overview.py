@@ -1,0 +1,93 @@
+"""What a storage holds, one line per search study: ``aaf-search studies``.
+
+Counts come from the storage's per-state trial counts and the best from its best-trial query (each one
+query on an RDB storage), so a storage of large studies lists in well under a second; a multi-objective
+study's Pareto front is the one figure that reads its complete trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from aaf_search.search.study import ROBUST_SUFFIX, robust_name
+from aaf_search.text_table import aligned
+
+HEADER = ("study", "space", "complete", "pruned", "failed", "running", "best", "robust runs", "started")
+
+
+@dataclass(frozen=True)
+class StudyLine:
+    """One search study as ``aaf-search studies`` lists it."""
+
+    name: str
+    space: str
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    best: str  # "val_accuracy 0.9931 (trial 13)", "Pareto front of 4", or "-"
+    robust_runs: int  # complete runs of its robustness companion
+    started: str  # when its first trial started, to the minute, or "-"
+
+    def cells(self) -> tuple[str, ...]:
+        counts = (self.complete, self.pruned, self.failed, self.running, self.robust_runs)
+        complete, pruned, failed, running, robust = (str(count) for count in counts)
+        return self.name, self.space, complete, pruned, failed, running, self.best, robust, self.started
+
+
+def study_lines(storage: BaseStorage) -> list[StudyLine]:
+    """Every search study of ``storage`` (robustness companions count in their search's line), by name."""
+    studies = {study.study_name: study for study in storage.get_all_studies()}
+    lines = []
+    for name, study in sorted(studies.items()):
+        if name.endswith(ROBUST_SUFFIX):
+            continue
+        sid = storage.get_study_id_from_name(name)
+        companion = robust_name(name) in studies
+
+        def count(state: TrialState, study_id: int = sid) -> int:
+            return storage.get_n_trials(study_id, state)
+
+        lines.append(
+            StudyLine(
+                name=name,
+                space=str(study.user_attrs.get("space", "-")),
+                complete=count(TrialState.COMPLETE),
+                pruned=count(TrialState.PRUNED),
+                failed=count(TrialState.FAIL),
+                running=count(TrialState.RUNNING),
+                best=_best(storage, name, sid, study.directions, str(study.user_attrs.get("metric", "value"))),
+                robust_runs=count(TrialState.COMPLETE, storage.get_study_id_from_name(robust_name(name)))
+                if companion
+                else 0,
+                started=_started(storage, sid),
+            )
+        )
+    return lines
+
+
+def _best(storage: BaseStorage, name: str, study_id: int, directions: list[StudyDirection], metric: str) -> str:
+    if len(directions) > 1:
+        front = optuna.load_study(study_name=name, storage=storage).best_trials
+        return f"Pareto front of {len(front)}" if front else "-"
+    try:
+        trial = storage.get_best_trial(study_id)
+    except ValueError:  # no complete trial yet
+        return "-"
+    return f"{metric} {trial.values[0]:.4f} (trial {trial.number})"
+
+
+def _started(storage: BaseStorage, study_id: int) -> str:
+    if storage.get_n_trials(study_id) == 0:
+        return "-"
+    first = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, 0))
+    return first.datetime_start.strftime("%Y-%m-%d %H:%M") if first.datetime_start is not None else "-"
+
+
+def format_lines(lines: list[StudyLine]) -> str:
+    return aligned(HEADER, [line.cells() for line in lines])
