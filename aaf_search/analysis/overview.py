@@ -48,11 +48,14 @@ def study_lines(storage: BaseStorage) -> list[StudyLine]:
         if name.endswith(ROBUST_SUFFIX):
             continue
         sid = storage.get_study_id_from_name(name)
-        companion = robust_name(name) in studies
 
         def count(state: TrialState, study_id: int = sid) -> int:
             return storage.get_n_trials(study_id, state)
 
+        companion = robust_name(name)
+        robust_runs = (
+            count(TrialState.COMPLETE, storage.get_study_id_from_name(companion)) if companion in studies else 0
+        )
         lines.append(
             StudyLine(
                 name=name,
@@ -62,9 +65,7 @@ def study_lines(storage: BaseStorage) -> list[StudyLine]:
                 failed=count(TrialState.FAIL),
                 running=count(TrialState.RUNNING),
                 best=_best(storage, name, sid, study.directions, str(study.user_attrs.get("metric", "value"))),
-                robust_runs=count(TrialState.COMPLETE, storage.get_study_id_from_name(robust_name(name)))
-                if companion
-                else 0,
+                robust_runs=robust_runs,
                 started=_started(storage, sid),
             )
         )

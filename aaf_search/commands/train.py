@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from aaf_search.trials.data import with_dataset
 
         data, dropped = with_dataset(data, args.dataset)
-        if dropped:
+        if dropped and not args.quiet:
             notes.append(f"not passing data option(s) {', '.join(dropped)} to data set '{args.dataset}': it takes none")
     if args.data_root is not None:
         data = replace(data, root=args.data_root)

@@ -79,13 +79,23 @@ def _number(name: str, value: Any, distribution: IntDistribution | FloatDistribu
     integer = isinstance(distribution, IntDistribution)
     low, high, step = distribution.low, distribution.high, distribution.step
     steps = f" in steps of {step:g}" if step is not None and not (integer and step == 1) else ""
-    try:
-        number: float = math.nan if isinstance(value, bool) else int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    number = _as_number(value, integer)
     if not low <= number <= high or (step is not None and not _on_grid(number, low, step)):
         kind = "an integer" if integer else "a number"
         raise UserError(f"--enqueue: parameter '{name}' must be {kind} in {low:g}..{high:g}{steps}, got '{value}'")
+    return number
+
+
+def _as_number(value: Any, integer: bool) -> float:
+    """``value`` (text, or a Python number) as an int or float; NaN for anything else (a bool, 2.5 for an int)."""
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        number = float(value)
+        if integer:
+            return int(value) if isinstance(value, str) else int(number) if number.is_integer() else math.nan
+    except (TypeError, ValueError):
+        return math.nan
     return number
 
 

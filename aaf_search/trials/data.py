@@ -178,8 +178,7 @@ _TENSOR_FIELDS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 
 def with_dataset(config: DataConfig, name: str) -> tuple[DataConfig, list[str]]:
     """``config`` for data set ``name`` (a registry name), and the options it drops: those ``name`` does
-    not take (a long-tailed set's ``imbalance_ratio`` when moving to the full set), as any other set would
-    refuse them."""
+    not take (a long-tailed set's ``imbalance_ratio`` when moving to the full set), which it would refuse."""
     info = get_dataset(name)
     valid = COMMON_OPTIONS + info.options
     kept = {key: value for key, value in config.options.items() if key in valid}

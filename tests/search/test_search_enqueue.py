@@ -75,6 +75,7 @@ def test_values_take_the_type_of_their_distribution() -> None:
         ({"opt/lr": "fast"}, "parameter 'opt/lr' must be a number in 0.0001..0.01, got 'fast'"),
         ({"opt/lr": "nan"}, "parameter 'opt/lr' must be a number in 0.0001..0.01, got 'nan'"),
         ({"act/n": True}, "parameter 'act/n' must be an integer in 1..4, got 'True'"),
+        ({"act/n": 2.5}, "parameter 'act/n' must be an integer in 1..4, got '2.5'"),
     ],
 )
 def test_a_value_the_space_cannot_take_is_refused(point: dict[str, object], message: str) -> None:
