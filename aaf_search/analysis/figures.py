@@ -19,6 +19,7 @@ param_importances           a mapping param -> importance
 accuracy_by_family          family, value, source ("search" or "seeds")
 learning_curves             number, epoch, value, state
 activation_shapes           a sequence of :class:`ShapeRow`, one per slot
+learned_activations         a sequence of :class:`LearnedCurves`, one per trained activation module
 param_trajectories          number, epoch, slot, param, mean (optionally min, max)
 ==========================  ============================================================================
 """
@@ -496,6 +497,65 @@ def activation_shapes(rows: Sequence[ShapeRow], path: Path | str, *, svg: bool =
     with _style(), _context():
         fig = _new_figure(*_grid_size(len(rows)))
         draw_activation_shapes(fig, rows)
+        fig.tight_layout()
+        return _save(fig, path, svg)
+
+
+@dataclass(frozen=True)
+class LearnedCurves:
+    """One trained activation module: the slots it fills, its family, and its curves before and after.
+
+    Each curve array is (points, K), one column per distinct channel curve (K = 1 when every channel
+    computes the same function); :func:`aaf_search.analysis.learned.learned_curves` computes them.
+    """
+
+    slots: tuple[str, ...]  # several when the plan shares one module across slots (shape "network")
+    family: str
+    x: np.ndarray
+    initial: np.ndarray
+    learned: np.ndarray
+
+
+CHANNEL_CURVES_DRAWN = 64  # per panel; a wider layer's curves beyond these add ink, not information
+
+
+def draw_learned_activations(fig: Figure, modules: Sequence[LearnedCurves]) -> list[Axes]:
+    """One panel per module: the function before training (grey, dashed) and after it; with per-channel
+    parameters, one thin line per channel and their mean in bold."""
+    axes = _grid(fig, len(modules))
+    for ax, module in zip(axes, modules, strict=True):
+        for column in module.initial.T[:CHANNEL_CURVES_DRAWN]:
+            ax.plot(module.x, column, color=COLORS["init"], linestyle="--", linewidth=1.2)
+        channels = module.learned.shape[1]
+        if channels > 1:
+            for column in module.learned.T[:CHANNEL_CURVES_DRAWN]:
+                ax.plot(module.x, column, color=COLORS["complete"], linewidth=0.6, alpha=0.35)
+        ax.plot(module.x, module.learned.mean(axis=1), color=COLORS["complete"], linewidth=2)
+        ax.axhline(0, color="0.7", linewidth=0.6, zorder=0)
+        ax.axvline(0, color="0.7", linewidth=0.6, zorder=0)
+        ax.set_xlim(module.x[0], module.x[-1])
+        where = module.slots[0] + (f" (+{len(module.slots) - 1} slots)" if len(module.slots) > 1 else "")
+        title = f"{where}: {module.family}"
+        if channels > 1:
+            drawn = "" if channels <= CHANNEL_CURVES_DRAWN else f", the first {CHANNEL_CURVES_DRAWN} drawn"
+            title += f"\n({channels} curves, one per channel or neuron{drawn}; mean bold)"
+        ax.set_title(title, fontsize="small")
+    if axes:
+        handles = [
+            Line2D([], [], color=COLORS["init"], linestyle="--", label="before training"),
+            Line2D([], [], color=COLORS["complete"], linewidth=2, label="learned"),
+        ]
+        axes[0].legend(handles=handles, fontsize="small", loc="best")
+    return axes
+
+
+def learned_activations(modules: Sequence[LearnedCurves], path: Path | str, *, svg: bool = False) -> list[Path]:
+    """Save :func:`draw_learned_activations` to ``path``; return the written paths."""
+    if not modules:
+        raise ValueError("learned_activations: no trained activation to draw")
+    with _style(), _context():
+        fig = _new_figure(*_grid_size(len(modules)))
+        draw_learned_activations(fig, modules)
         fig.tight_layout()
         return _save(fig, path, svg)
 

@@ -15,11 +15,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "plot", help="draw activations at their presets, all or those named (one PNG per family + overview)"
     )
     plot.add_argument("families", nargs="*", metavar="FAMILY", help="only these (default: every activation)")
-    plot.add_argument("--out", type=Path, default=Path("aaf-runs/activations"), help="output directory")
+    plot.add_argument(
+        "--run",
+        type=Path,
+        metavar="DIR",
+        help="instead: what a saved run (train's, or a search's trials/NNNN) learned, slot by slot and per channel",
+    )
+    plot.add_argument(
+        "--out", type=Path, help="output directory (default: aaf-runs/activations; with --run, the run's directory)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "plot" and args.run is not None:
+        return _plot_run(args)
     if args.action == "plot":
+        args.out = args.out or Path("aaf-runs/activations")
         from aaf_search.activations.plot import plot_activations
         from aaf_search.outdir import check_out_dir
 
@@ -30,4 +41,26 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.activations.listing import format_registry
 
     print(format_registry())
+    return 0
+
+
+def _plot_run(args: argparse.Namespace) -> int:
+    from aaf_search.errors import UserError
+    from aaf_search.outdir import check_out_dir
+
+    if args.families:
+        raise UserError("--run draws the activations a run learned; name no families with it")
+    out = args.out or args.run
+    check_out_dir(out)
+    from aaf_search.analysis.figures import learned_activations
+    from aaf_search.analysis.learned import learned_curves
+    from aaf_search.trials.runner import initial_model, load_run
+
+    run = load_run(args.run)
+    initial = initial_model(run.config, run.data, run.data.train_x.device)
+    modules = learned_curves(run.model, initial, run.data.train_x[:2])
+    if not modules:
+        raise UserError(f"run '{args.run}' has no trained activation to draw: its plan puts none in, or freezes them")
+    (path, *_) = learned_activations(modules, out / "learned_activations.png")
+    print(f"{len(modules)} trained activation module(s) of {run.config.model} -> {path}")
     return 0

@@ -10,7 +10,9 @@ import csv
 import pickle
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from torch import nn
 
 from aaf_search.activations import fused
 from aaf_search.atomic import write_atomically
-from aaf_search.config import PretrainConfig, TrialConfig, save_yaml
+from aaf_search.config import PretrainConfig, TrialConfig, load_yaml, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.trials.data import DataSplits, load_data
 from aaf_search.trials.loop import EpochCallback, FitSettings, evaluate, fit
@@ -84,7 +86,7 @@ def run_trial(
     config: TrialConfig,
     *,
     on_epoch: EpochCallback | None = None,
-    out_dir: Path | None = None,
+    out_dir: Path | str | None = None,
 ) -> TrialResult:
     """Train ``config`` and return its result; the same config and seed give the same numbers on CPU."""
     started = time.perf_counter()
@@ -133,8 +135,52 @@ def run_trial(
         fused_activations=fused.trained_families(model),
     )
     if out_dir is not None:
-        save_run(out_dir, config, model, result)
+        save_run(Path(out_dir), config, model, result)
     return result
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A saved run rebuilt: the model with its weights (in eval mode), its config, and its data splits."""
+
+    model: nn.Module
+    config: TrialConfig
+    data: DataSplits
+    saved: dict[str, Any]  # what the run recorded beside its config: val_accuracy, test_accuracy, best_epoch
+
+
+def initial_model(config: TrialConfig, data: DataSplits, device: torch.device) -> nn.Module:
+    """The model as ``config``'s run started training it: built and planned from the config's seed, as
+    :func:`run_trial` builds it (a pre-trained base's weights aside), so random inits come out the same."""
+    seed_everything(config.seed)
+    model = build_trial_model(config, data, device)
+    apply_plan(model, config.plan, data.train_x[:2])
+    return model
+
+
+def load_run(run_dir: str | Path, *, device: str = "cpu") -> TrainedRun:
+    """The model a run directory holds (``train``'s, or a search trial's ``trials/NNNN``), ready to use.
+
+    The model is rebuilt from ``config.yaml`` as the run built it (its data set fixes the input shape and
+    the classes, the plan puts its activations in), then ``model.pt``'s weights are loaded as plain
+    tensors (``weights_only``). The data splits are the run's own, so that ``evaluate(run.model,
+    run.data.test_x, run.data.test_y)`` gives the test accuracy the run reported.
+    """
+    run_dir = Path(run_dir)
+    config, saved = load_yaml(run_dir / "config.yaml")
+    weights = run_dir / "model.pt"
+    if not weights.is_file():
+        raise UserError(f"run directory '{run_dir}' has a config.yaml but no model.pt: the run did not finish")
+    target = resolve_device(device)
+    data = load_data(config.data, device=target, min_size=model_info(config.model).min_input_size)
+    model = initial_model(config, data, target)
+    try:
+        state = torch.load(weights, map_location=target, weights_only=True)
+        model.load_state_dict(state)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"'{weights}' does not hold this run's weights: {reason}") from exc
+    return TrainedRun(model=model.eval(), config=config, data=data, saved=saved)
 
 
 METRIC_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_seconds")
