@@ -11,7 +11,7 @@ against bare Ray Tune with Ray's ``OptunaSearch`` and a trainable that imports t
 ``reuse_actors=True`` and the same concurrency. Target: at most 10 % more wall time per trial.
 
     python benchmarks/search_overhead.py [--trials 60] [--repeats 3] [--storage [sqlite] [sqlite-wal] [journal]]
-                                         [--ray] [--ray-trials 20]
+                                         [--ray] [--ray-trials 20] [--with-timeout]
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def bare_optuna(trials: int, kind: str, url: str) -> float:
     return time.perf_counter() - started
 
 
-def ours_local(trials: int, url: str, folder: Path) -> float:
+def ours_local(trials: int, url: str, folder: Path, timeout: float | None = None) -> float:
     settings = SearchSettings(
         space=PROBE_SPACE,
         trials=trials,
@@ -104,6 +104,7 @@ def ours_local(trials: int, url: str, folder: Path) -> float:
         storage=url,
         out=folder / "run",
         pruner="median",
+        timeout=timeout,
     )
     started = time.perf_counter()
     with open(os.devnull, "w") as quiet:
@@ -167,7 +168,13 @@ def main() -> None:
     )
     parser.add_argument("--ray", action="store_true", help="also measure the Ray backend (starts a local Ray)")
     parser.add_argument("--ray-trials", type=int, default=20)
+    parser.add_argument(
+        "--with-timeout",
+        action="store_true",
+        help="run our local search under a --timeout that never expires (one study.optimize call per trial)",
+    )
     args = parser.parse_args()
+    timeout = 86400.0 if args.with_timeout else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     CATALOG[PROBE_SPACE] = SearchSpace(PROBE_SPACE, "overhead probe", probe_suggest, SpaceDefaults(epochs=1))
 
@@ -182,7 +189,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp)
                 bare_times.append(bare_optuna(args.trials, kind, storage_url(kind, folder, f"bare{repeat}")))
-                our_times.append(ours_local(args.trials, storage_url(kind, folder, f"ours{repeat}"), folder))
+                our_times.append(ours_local(args.trials, storage_url(kind, folder, f"ours{repeat}"), folder, timeout))
         bare = statistics.median(bare_times) / args.trials * 1000
         ours = statistics.median(our_times) / args.trials * 1000
         print(f"{kind:<12}{bare:>15.2f}{ours:>15.2f}{ours - bare:>16.2f}")
