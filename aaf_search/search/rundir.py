@@ -29,6 +29,11 @@ OUTPUTS = ("trials", "best.yaml")  # what a search writes into its run directory
 UNSAFE_IN_DIRECTORY_NAMES = re.compile(r"[^\w.+=@-]")
 
 
+def trial_dir(run_dir: Path, number: int) -> Path:
+    """Where trial ``number`` of a search writes its weights, config and metrics CSV."""
+    return run_dir / OUTPUTS[0] / f"{number:04d}"
+
+
 def study_run_dir(study_name: str) -> Path:
     """``aaf-runs/<study>``, the name made one harmless path component.
 

@@ -15,6 +15,7 @@ from aaf_search.config import TrialConfig
 from aaf_search.search.duration import clock_text
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import SURPLUS, SURPLUS_PREFIX, TrialRecorder, stored_category
+from aaf_search.search.rundir import trial_dir
 from aaf_search.search.settings import Resources
 from aaf_search.search.study import FINISHED, count_finished
 from aaf_search.trials.report import EpochReport, TrialResult
@@ -133,4 +134,4 @@ class SearchSession:
 
     def trial_dir(self, number: int) -> Path:
         """Where trial ``number`` writes its weights, config and metrics CSV."""
-        return self.run_dir / "trials" / f"{number:04d}"
+        return trial_dir(self.run_dir, number)

@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.search.export import ranked
 from aaf_search.search.recording import stored_category
+from aaf_search.search.rundir import trial_dir
 from aaf_search.search.storage import redact
 from aaf_search.search.study import objective_names
 
@@ -55,5 +56,8 @@ def summarize(outcome: SearchOutcome, storage_url: str) -> str:
             lines.append(f"  trial {trial.number}: {values}")
     if outcome.best_path is not None:
         lines.append(f"best config: {outcome.best_path}  (aaf-search train --config {outcome.best_path})")
+        weights = trial_dir(outcome.run_dir, best[0].number)
+        if (weights / "model.pt").is_file():
+            lines.append(f"best weights: {weights}  (aaf-search activations plot --run {weights})")
     lines.append(f"dashboard: optuna-dashboard {redact(storage_url)}")
     return "\n".join(lines)

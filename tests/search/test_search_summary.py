@@ -1,0 +1,57 @@
+"""The lines a search prints when it ends: counts, the best trial, and where its config and weights are."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conftest import FakeRunner
+
+from aaf_search.config import TrialConfig
+from aaf_search.search import SearchSettings, run_search
+from aaf_search.search.summary import summarize
+from aaf_search.trials.report import TrialResult
+
+STORAGE = "sqlite:///runs/study.db"
+
+
+@dataclass
+class SavingRunner(FakeRunner):
+    """Writes a model.pt into the trial's directory, as run_trial does."""
+
+    def __call__(self, config: TrialConfig, *, out_dir: Path | None = None, **kwargs: Any) -> TrialResult:
+        result = super().__call__(config, out_dir=out_dir, **kwargs)
+        assert out_dir is not None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "model.pt").write_bytes(b"weights")
+        return result
+
+
+def settings() -> SearchSettings:
+    return SearchSettings(
+        space="trainable_zoo", trials=3, sampler="random", pruner="none", storage=STORAGE, epochs=1, seed=3
+    )
+
+
+def test_the_summary_names_the_best_trial_its_config_and_its_weights() -> None:
+    outcome = run_search(settings(), runner=SavingRunner(), stream=io.StringIO())
+    best = max(outcome.study.trials, key=lambda t: t.values[0])
+    counts, best_line, *params, config, weights, dashboard = summarize(outcome, STORAGE).splitlines()
+    assert counts == "study 'trainable_zoo' (space trainable_zoo): 3 complete, 0 pruned, 0 failed"
+    assert (
+        best_line
+        == f"best: trial {best.number}, val_accuracy {best.values[0]:.4f}, test accuracy {best.values[0] - 0.01:.4f}"
+    )
+    assert params == [f"  {name} = {value}" for name, value in best.params.items()]
+    run_dir = Path("aaf-runs/trainable_zoo")
+    assert config == f"best config: {run_dir}/best.yaml  (aaf-search train --config {run_dir}/best.yaml)"
+    trial = run_dir / "trials" / f"{best.number:04d}"
+    assert weights == f"best weights: {trial}  (aaf-search activations plot --run {trial})"
+    assert dashboard == f"dashboard: optuna-dashboard {STORAGE}"
+
+
+def test_no_weights_line_when_the_trial_saved_none() -> None:
+    outcome = run_search(settings(), runner=FakeRunner(), stream=io.StringIO())
+    assert "best weights" not in summarize(outcome, STORAGE)
