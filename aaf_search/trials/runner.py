@@ -167,6 +167,9 @@ def load_run(run_dir: str | Path, *, device: str = "cpu") -> TrainedRun:
     run.data.test_x, run.data.test_y)`` gives the test accuracy the run reported.
     """
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        what = "does not exist" if not run_dir.exists() else "is not a run directory (it has no config.yaml)"
+        raise UserError(f"'{run_dir}' {what}; runs are written by aaf-search train and, per trial, by a search")
     config, saved = load_yaml(run_dir / "config.yaml")
     weights = run_dir / "model.pt"
     if not weights.is_file():

@@ -156,6 +156,9 @@ CASES = [
     (["robust", "--storage", STORAGE, "--backend", "local", "--out", "good.yaml"], "--out: 'good.yaml' is a file"),
     (["activations", "plot", "--out", "good.yaml/plots"], "--out: cannot create directory 'good.yaml/plots'"),
     (["activations", "plot", "cosluu"], "unknown activation 'cosluu'; choose one of: aglu"),
+    (["activations", "plot", "--run", "good.yaml"], "'good.yaml' is not a run directory (it has no config.yaml)"),
+    (["activations", "plot", "--run", "runs"], "'runs' is not a run directory (it has no config.yaml)"),
+    (["studies", "--storage", "sqlite:///nothing.db"], "no storage at 'nothing.db'"),
     ([*TRAIN, "good_config.yaml", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ]
 

@@ -44,8 +44,10 @@ def test_a_run_without_weights_is_one_line(run_dir: tuple[Path, float], tmp_path
     (tmp_path / "config.yaml").write_bytes((run_dir[0] / "config.yaml").read_bytes())
     with pytest.raises(UserError, match=r"has a config.yaml but no model.pt: the run did not finish$"):
         load_run(tmp_path)
-    with pytest.raises(UserError, match=r"config file '.*nothing/config.yaml' does not exist"):
+    with pytest.raises(UserError, match=r"nothing' does not exist; runs are written by aaf-search train and"):
         load_run(tmp_path / "nothing")
+    with pytest.raises(UserError, match=r"' is not a run directory \(it has no config.yaml\); runs are written"):
+        load_run(tmp_path.parent)
 
 
 def test_weights_of_another_model_are_refused(run_dir: tuple[Path, float], tmp_path: Path) -> None:
