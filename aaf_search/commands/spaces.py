@@ -7,6 +7,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from aaf_search.config import TrialConfig
     from aaf_search.spaces import SearchSpace
 
 HELP = "List the search spaces with their documentation, parameters and defaults."
@@ -15,6 +16,13 @@ HELP = "List the search spaces with their documentation, parameters and defaults
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", nargs="?", help="show one space (a catalog name, NAME.yaml or module:function)")
     parser.add_argument("--brief", action="store_true", help="one line per space")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="with a space: N configurations drawn at random, each with the activations it puts where",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --sample draws (default: 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.spaces import CATALOG, resolve_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the probe studies would announce themselves
+    if args.sample is not None:
+        return _print_samples(args)
     spaces = [resolve_space(args.space)] if args.space else list(CATALOG.values())
     if args.brief:
         width = max(len(s.name) for s in spaces)
@@ -51,3 +61,51 @@ def describe_space(space: SearchSpace) -> str:
         *(f"    {name:<{width}}  {describe(dist)}" for name, dist in params.items()),
     ]
     return "\n".join(lines)
+
+
+def _print_samples(args: argparse.Namespace) -> int:
+    from aaf_search.errors import UserError
+    from aaf_search.spaces import resolve_space
+    from aaf_search.spaces.probe import random_samples
+
+    if not args.space:
+        raise UserError("--sample needs a space: aaf-search spaces NAME --sample N")
+    if args.sample < 1:
+        raise UserError(f"--sample must be >= 1, got {args.sample}")
+    space = resolve_space(args.space)
+    samples = random_samples(space, space.defaults, args.sample, seed=args.seed)
+    print("\n\n".join(describe_sample(i, params, config) for i, (params, config) in enumerate(samples, start=1)))
+    return 0
+
+
+def describe_sample(index: int, params: dict[str, object], config: TrialConfig) -> str:
+    """One drawn configuration: its parameters, then what each plan entry puts where, then the training."""
+    drawn = ", ".join(f"{name}={_short(value)}" for name, value in params.items())
+    lines = [f"sample {index}", textwrap.fill(drawn, 104, initial_indent="  params: ", subsequent_indent=" " * 10)]
+    for entry in config.plan:
+        spec = entry.activation
+        parts = [spec.family, f"shape {spec.shape}"]
+        if isinstance(spec.init, str):
+            parts.append(f"init {spec.init}")
+        elif spec.init:
+            parts.append("init " + ", ".join(f"{key}={_short(value)}" for key, value in spec.init.items()))
+        parts += [f"{key}={_short(value)}" for key, value in spec.options.items()]
+        if not spec.trainable:
+            parts.append("frozen")
+        lines.append(f"  {entry.select:<20} -> {', '.join(parts)}")
+    if not config.plan:
+        lines.append(f"  (no plan: every slot keeps {config.base_activation})")
+    optim = config.optim
+    lines.append(
+        f"  {config.model} on {config.data.name}, {config.epochs} epochs, batch {config.batch_size}, "
+        f"{optim.name} lr {_short(optim.lr)}, {config.precision}"
+    )
+    return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_short(item) for item in value) + "]"
+    return str(value)

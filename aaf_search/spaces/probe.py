@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from aaf_search.config import TrialConfig
 from aaf_search.spaces.space import SearchSpace, SpaceDefaults, SpaceError
 
 GRID_LIMIT = 10_000  # suggest() calls the grid enumeration may make before it gives up
@@ -39,6 +40,20 @@ def sampled_params(space: SearchSpace, defaults: SpaceDefaults, *, trials: int =
             seen.setdefault(name, distribution)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)  # keeps the probe study from growing RUNNING trials
     return seen
+
+
+def random_samples(
+    space: SearchSpace, defaults: SpaceDefaults, count: int, *, seed: int = 0
+) -> list[tuple[dict[str, Any], TrialConfig]]:
+    """``count`` draws of the space with the random sampler: each one's parameters and trial config."""
+    study = _probe_study(seed)
+    samples = []
+    for _ in range(count):
+        trial = study.ask()
+        config = space.sample(trial, defaults)
+        samples.append((dict(trial.params), config))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return samples
 
 
 def describe(distribution: BaseDistribution) -> str:

@@ -159,6 +159,8 @@ CASES = [
     (["activations", "plot", "--run", "good.yaml"], "'good.yaml' is not a run directory (it has no config.yaml)"),
     (["activations", "plot", "--run", "runs"], "'runs' is not a run directory (it has no config.yaml)"),
     (["studies", "--storage", "sqlite:///nothing.db"], "no storage at 'nothing.db'"),
+    (["spaces", "--sample", "2"], "--sample needs a space: aaf-search spaces NAME --sample N"),
+    (["spaces", "lslu_depth", "--sample", "0"], "--sample must be >= 1, got 0"),
     ([*TRAIN, "good_config.yaml", "--epochs", "0"], "--epochs must be >= 1, got 0"),
 ]
 

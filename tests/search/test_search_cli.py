@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -158,6 +159,30 @@ def test_spaces_lists_every_space_with_docs_params_and_defaults(capsys: pytest.C
     assert "opt/lr" in out and "float 0.0001..0.01 (log)" in out
     assert main(["spaces", "--brief"]) == 0
     assert capsys.readouterr().out.count("\n") == len(CATALOG)
+
+
+def test_spaces_sample_shows_drawn_configurations_and_what_they_put_where(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["spaces", "lslu_depth", "--sample", "3", "--seed", "2"]) == 0
+    blocks = capsys.readouterr().out.split("\n\n")
+    assert [block.splitlines()[0] for block in blocks] == ["sample 1", "sample 2", "sample 3"]
+    # The plan follows the drawn placement: the stem, the three stage ends, or both.
+    placed = {
+        "stem": ["tag:stem"],
+        "stage_end": ["stage1.act", "stage2.act", "stage3.act"],
+        "all": ["tag:stem", "stage1.act", "stage2.act", "stage3.act"],
+    }
+    for block in blocks:
+        placement = re.search(r"act/placement=(\w+)", block)
+        assert placement is not None
+        entries = [line.split("->")[0].strip() for line in block.splitlines() if "->" in line]
+        assert entries == placed[placement.group(1)]
+        assert all("-> lslu, shape layer, init theta=" in line for line in block.splitlines() if "->" in line)
+        assert block.splitlines()[-1].startswith("  vanillanet on digits, 5 epochs, batch 32, adam lr ")
+    # The same seed draws the same configurations.
+    assert main(["spaces", "lslu_depth", "--sample", "3", "--seed", "2"]) == 0
+    assert capsys.readouterr().out.split("\n\n") == blocks
 
 
 @pytest.mark.slow  # about 20 s on 2 cores: real training of four 2-epoch trials, then one reproduction
