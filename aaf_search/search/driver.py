@@ -19,7 +19,7 @@ from optuna.storages import BaseStorage
 from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
 from aaf_search.search.backends import make_backend
-from aaf_search.search.enqueue import enqueue_points, resolve_points
+from aaf_search.search.enqueue import enqueue_points, resolve_points, waiting_beyond
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
 from aaf_search.search.objectives import resolve_objectives
@@ -147,6 +147,13 @@ def run_search(
         added = enqueue_points(study, enqueued)
         known = f" ({len(enqueued) - added} already in the study)" if added < len(enqueued) else ""
         print(f"note: enqueued {added} configuration(s) to run first{known}", file=stream)
+        left_over = waiting_beyond(study, settings.trials)
+        if left_over:
+            print(
+                f"note: {left_over} enqueued configuration(s) do not fit in --trials {settings.trials}; "
+                "they wait in the study for a run with more trials",
+                file=stream,
+            )
 
     target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
     if target < settings.trials:

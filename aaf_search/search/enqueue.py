@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from aaf_search.errors import UserError
 
@@ -50,6 +51,13 @@ def enqueue_points(study: optuna.Study, points: Sequence[dict[str, Any]]) -> int
     for params in points:
         study.enqueue_trial(params, skip_if_exists=True)
     return len(study.get_trials(deepcopy=False)) - before
+
+
+def waiting_beyond(study: optuna.Study, trials: int) -> int:
+    """How many enqueued (WAITING) trials a search to ``trials`` finished trials will not reach."""
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return max(waiting - max(trials - finished, 0), 0)
 
 
 def _value(name: str, value: Any, distributions: Mapping[str, BaseDistribution]) -> Any:

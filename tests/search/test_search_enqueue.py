@@ -117,6 +117,16 @@ def test_enqueued_configurations_run_first_and_only_once() -> None:
     assert len(study.trials) == 4 and "fixed_params" not in study.trials[3].system_attrs
 
 
+def test_points_beyond_the_trial_count_wait_in_the_study_and_say_so() -> None:
+    stream = io.StringIO()
+    study = run_search(settings(1, "act/family=coslu", "act/family=delu"), runner=FakeRunner(), stream=stream).study
+    assert "note: 1 enqueued configuration(s) do not fit in --trials 1; they wait in the study" in stream.getvalue()
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "WAITING"]
+    # A run with more trials takes the waiting one first.
+    study = run_search(settings(2), runner=FakeRunner(), stream=io.StringIO()).study
+    assert study.trials[1].state.name == "COMPLETE" and study.trials[1].params["act/family"] == "delu"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
