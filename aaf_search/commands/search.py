@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--timeout",
         type=_duration,
-        help="start no trial after this long (600, 90s, 30m, 1.5h); running trials finish; --trials still caps",
+        help="start no trial after this long (600, 90s, 30m, 1h30m); running trials finish; --trials still caps",
     )
     add(
         "--enqueue",

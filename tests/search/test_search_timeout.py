@@ -39,15 +39,25 @@ TRIAL_SECONDS = 10.0  # on the fake clock
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("600", 600), ("90s", 90), ("30m", 1800), ("1.5h", 5400), ("2d", 172800), (" 10M ", 600), (".5", 0.5)],
+    [
+        ("600", 600),
+        ("90s", 90),
+        ("30m", 1800),
+        ("1.5h", 5400),
+        ("1h30m", 5400),
+        ("1h 30m 15s", 5415),
+        ("2d", 172800),
+        (" 10M ", 600),
+        (".5", 0.5),
+    ],
 )
 def test_durations_read_as_seconds(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0", "0s", "-5", "5x", "1e3", "inf", "nan", "m", "1h30m"])
+@pytest.mark.parametrize("text", ["", "0", "0s", "-5", "5x", "1e3", "inf", "nan", "m", "1h30", "h1", "1:30:00"])
 def test_anything_else_is_refused_with_the_format(text: str) -> None:
-    with pytest.raises(ValueError, match=r"must be a positive duration in seconds, or a number with s, m, h or d"):
+    with pytest.raises(ValueError, match=r"must be a positive duration in seconds, or numbers with s, m, h or d \("):
         parse_duration(text)
 
 
@@ -177,7 +187,7 @@ def test_a_bad_timeout_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err
     assert err.strip() == (
         "aaf-search search: argument --timeout: must be a positive duration in seconds, "
-        "or a number with s, m, h or d (600, 90s, 30m, 1.5h), got 'ten minutes'"
+        "or numbers with s, m, h or d (600, 90s, 30m, 1h30m, 1.5h), got 'ten minutes'"
     )
     assert not Path("aaf-runs").exists()
     with pytest.raises(UserError, match=r"--timeout must be > 0 seconds, got -1"):
