@@ -185,8 +185,9 @@ def load_space_file(path: Path) -> SearchSpace:
     document = read_yaml_file(path, where, SpaceError)
     if not isinstance(document, Mapping):
         raise SpaceError(f"{where} must hold a mapping with the keys: {', '.join(TOP_KEYS)}")
-    if "trial" in document and "params" not in document:
-        # An exported trial (best.yaml) is one configuration to train, not a space to search.
+    if "trial" in document:
+        # An exported trial (best.yaml) is one configuration to train, not a space to search; its metadata
+        # may hold 'params' (the trial's), so 'trial' alone tells the two apart.
         raise SpaceError(f"{where} is a trial config, not a space; train it with: aaf-search train --config {path}")
     _known_keys(document, TOP_KEYS, where)
     _typed_keys(document, where)

@@ -53,6 +53,8 @@ def config_yaml(schema: int = 1, **changes: object) -> str:
 
 CONFIGS = {
     "good_config.yaml": config_yaml(),
+    # As export writes it: beside the trial, metadata that includes the trial's parameters.
+    "exported.yaml": config_yaml().replace("schema_version: 1\n", "schema_version: 1\nparams: {opt/lr: 0.001}\n"),
     "newer_schema.yaml": config_yaml(schema=9),
     "negative_epochs.yaml": config_yaml(epochs=-2),
     "wrong_type_config.yaml": config_yaml(batch_size="many"),
@@ -85,6 +87,10 @@ CASES = [
         "space file 'good_config.yaml' is a trial config, not a space; train it with: aaf-search train --config",
     ),
     ([*TRAIN, "good.yaml"], "'good.yaml' is a space file, not a trial config; search it with: aaf-search --space"),
+    (
+        [*SPACE, "exported.yaml"],
+        "space file 'exported.yaml' is a trial config, not a space; train it with: aaf-search train --config",
+    ),
     # A Python space that is not a suggest(trial, defaults) function, or fails on its first sample.
     ([*SPACE, "os:getcwd"], "'os:getcwd' takes (), but a space function is called as suggest(trial, defaults)"),
     ([*SPACE, "os.path:join"], "space 'os.path:join' failed on a sample trial: TypeError: expected str"),
