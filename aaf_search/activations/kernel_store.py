@@ -21,14 +21,19 @@ Files live in ``$AAF_KERNEL_CACHE_DIR``, by default ``aaf_kernels`` inside Induc
 its code depends on: the kernel's key and signature, the formulas' source, the torch version and the
 CPU's vector instructions. Each file is written under a temporary name and renamed into place, so
 concurrent workers never read half a file, and an unreadable file is compiled and written again.
+Loading a file marks it used (its modification time); storing a new one deletes the files no process
+has loaded for :data:`UNUSED_DAYS` days, such as those of an earlier torch version or earlier formulas,
+which no later process would read again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import platform
+import time
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +49,8 @@ from aaf_search.envflags import switched_on
 ENV_STORE = "AAF_KERNEL_STORE"
 ENV_DIRECTORY = "AAF_KERNEL_CACHE_DIR"
 FORMAT = 1  # bump when the way files are traced or named changes
+SUFFIX = ".pt2"
+UNUSED_DAYS = 30
 
 InputSignature = tuple[Hashable, ...]
 Signature = tuple[InputSignature, ...]
@@ -108,7 +115,7 @@ def _machine() -> str:
 def file_name(key: Hashable, source_digest: str, sig: Signature) -> str:
     """The file of one compiled function: a hash of everything its code depends on."""
     text = repr((FORMAT, torch.__version__, _machine(), source_digest, key, sig))
-    return hashlib.sha256(text.encode()).hexdigest()[:32] + ".pt2"
+    return hashlib.sha256(text.encode()).hexdigest()[:32] + SUFFIX
 
 
 def trace(fn: Callable[..., Any], example: Sequence[Tensor], dynamic: int) -> torch.fx.GraphModule:
@@ -202,6 +209,7 @@ class StoredFunction:
                 log.info("compiling %s again: its stored file %s did not load (%s)", self.key, path, exc)
             else:
                 self.stats.loaded += 1
+                _mark_used(path)
                 return loaded
         example: list[Any] = list(inputs)
         artifact = standalone_compile(trace(self.fn, example, self.dynamic), example, dynamic_shapes="from_graph")
@@ -210,6 +218,8 @@ class StoredFunction:
             _save(artifact, path)
         except OSError as exc:  # a full or read-only disk: this process keeps the compiled code all the same
             log.warning("could not store the compiled kernel %s in %s: %s", self.key, path, exc)
+        else:
+            evict_unused(path.parent, days=UNUSED_DAYS)
         return artifact
 
 
@@ -217,3 +227,27 @@ def _save(artifact: Any, path: Path) -> None:
     """Write ``artifact`` to ``path`` whole or not at all (a concurrent reader never sees part of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda temporary: artifact.save(path=str(temporary), format="binary"))
+
+
+def _mark_used(path: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only store still loads; its files just age
+        os.utime(path)
+
+
+def evict_unused(folder: Path, *, days: float) -> list[Path]:
+    """Delete the stored kernels in ``folder`` that no process has loaded or written for ``days`` days.
+
+    A process loading one of them at that moment finds it gone or unreadable and compiles it again.
+    """
+    oldest = time.time() - days * 86400
+    removed = []
+    for path in folder.glob(f"*{SUFFIX}"):
+        try:
+            if path.stat().st_mtime < oldest:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # deleted by another process meanwhile, or not ours to delete
+            continue
+    if removed:
+        log.info("deleted %d stored kernels unused for %g days from %s", len(removed), days, folder)
+    return removed

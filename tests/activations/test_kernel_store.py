@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -133,16 +135,24 @@ def test_a_later_process_loads_the_stored_kernel_and_recompiles_an_unreadable_fi
     expected = _fwd_bwd(module, x)
     fused.set_implementation("fused", compile=True)
     graphs = counters["stats"]["unique_graphs"]
+    stale = kernel_store.directory() / f"of-an-earlier-torch{kernel_store.SUFFIX}"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"not loaded for a month")
+    _age(stale, days=kernel_store.UNUSED_DAYS + 1)
 
     _fwd_bwd(module, x)
     assert _stored_stats() == [StoreStats(compiled=1), StoreStats(compiled=1)]
     files = sorted(kernel_store.directory().iterdir())
-    assert [f.suffix for f in files] == [".pt2", ".pt2"]  # forward and backward, no temporary left
+    # Forward and backward, no temporary left, and the stale file deleted when they were stored.
+    assert [f.suffix for f in files] == [".pt2", ".pt2"] and stale not in files
 
     fused.clear_cache()  # what a new worker process starts with
+    for f in files:
+        _age(f, days=10)
     for value, want in zip(_fwd_bwd(module, x), expected, strict=True):
         torch.testing.assert_close(value, want, atol=1e-5, rtol=1e-5)
     assert _stored_stats() == [StoreStats(loaded=1), StoreStats(loaded=1)]
+    assert all(time.time() - f.stat().st_mtime < 600 for f in files)  # loading marked them used
     assert counters["stats"]["unique_graphs"] == graphs  # no Dynamo on either path
     assert _stats_in_a_new_process() == {"compiled": 0, "loaded": 2, "fallback_calls": 0}
 
@@ -155,6 +165,22 @@ def test_a_later_process_loads_the_stored_kernel_and_recompiles_an_unreadable_fi
     fused.clear_cache()
     _fwd_bwd(module, x)
     assert _stored_stats() == [StoreStats(loaded=1), StoreStats(loaded=1)]  # written again, whole
+
+
+def _age(path: Path, *, days: float) -> None:
+    then = time.time() - days * 86400
+    os.utime(path, (then, then))
+
+
+def test_stored_kernels_unused_for_the_set_days_are_deleted(tmp_path: Path) -> None:
+    unused, recent, other = (tmp_path / name for name in ("a.pt2", "b.pt2", "notes.txt"))
+    for path in (unused, recent, other):
+        path.write_bytes(b"x")
+    _age(unused, days=31)
+    _age(recent, days=29)
+    _age(other, days=400)  # not a stored kernel: never touched
+    assert kernel_store.evict_unused(tmp_path, days=30) == [unused]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["b.pt2", "notes.txt"]
 
 
 def _coslu(x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor]:
