@@ -33,6 +33,7 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import time
 import warnings
 from collections.abc import Callable, Hashable, Sequence
@@ -50,6 +51,7 @@ ENV_STORE = "AAF_KERNEL_STORE"
 ENV_DIRECTORY = "AAF_KERNEL_CACHE_DIR"
 FORMAT = 1  # bump when the way files are traced or named changes
 SUFFIX = ".pt2"
+STORED_NAME = re.compile(r"[0-9a-f]{32}\.pt2")  # what file_name() writes
 UNUSED_DAYS = 30
 
 InputSignature = tuple[Hashable, ...]
@@ -237,11 +239,15 @@ def _mark_used(path: Path) -> None:
 def evict_unused(folder: Path, *, days: float) -> list[Path]:
     """Delete the stored kernels in ``folder`` that no process has loaded or written for ``days`` days.
 
-    A process loading one of them at that moment finds it gone or unreadable and compiles it again.
+    Only files named as :func:`file_name` names them are candidates: ``$AAF_KERNEL_CACHE_DIR`` may point
+    into a folder that holds other ``.pt2`` files (``torch.export`` writes them too). A process loading
+    one of them at that moment finds it gone or unreadable and compiles it again.
     """
     oldest = time.time() - days * 86400
     removed = []
     for path in folder.glob(f"*{SUFFIX}"):
+        if not STORED_NAME.fullmatch(path.name):
+            continue
         try:
             if path.stat().st_mtime < oldest:
                 path.unlink()

@@ -135,7 +135,7 @@ def test_a_later_process_loads_the_stored_kernel_and_recompiles_an_unreadable_fi
     expected = _fwd_bwd(module, x)
     fused.set_implementation("fused", compile=True)
     graphs = counters["stats"]["unique_graphs"]
-    stale = kernel_store.directory() / f"of-an-earlier-torch{kernel_store.SUFFIX}"
+    stale = kernel_store.directory() / f"{'0' * 32}{kernel_store.SUFFIX}"  # of an earlier torch, say
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"not loaded for a month")
     _age(stale, days=kernel_store.UNUSED_DAYS + 1)
@@ -173,14 +173,16 @@ def _age(path: Path, *, days: float) -> None:
 
 
 def test_stored_kernels_unused_for_the_set_days_are_deleted(tmp_path: Path) -> None:
-    unused, recent, other = (tmp_path / name for name in ("a.pt2", "b.pt2", "notes.txt"))
-    for path in (unused, recent, other):
+    names = ("a" * 32 + ".pt2", "b" * 32 + ".pt2", "exported_model.pt2", "notes.txt")
+    unused, recent, *others = (tmp_path / name for name in names)
+    for path in (unused, recent, *others):
         path.write_bytes(b"x")
     _age(unused, days=31)
     _age(recent, days=29)
-    _age(other, days=400)  # not a stored kernel: never touched
+    for path in others:  # not stored kernels (torch.export writes .pt2 files too): never touched
+        _age(path, days=400)
     assert kernel_store.evict_unused(tmp_path, days=30) == [unused]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["b.pt2", "notes.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(names[1:])
 
 
 def _coslu(x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor]:
