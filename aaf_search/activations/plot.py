@@ -17,9 +17,10 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from torch import nn
 
 from aaf_search.activations.lslu import LSLU
-from aaf_search.activations.registry import Activation, create, get, names
+from aaf_search.activations.registry import create, get, names
 from aaf_search.atomic import write_atomically
 
 X_RANGE = (-4.0, 4.0)
@@ -41,15 +42,19 @@ def curves(name: str, x: torch.Tensor) -> list[Curve]:
             torch.manual_seed(SEED)
             module = create(name, init=preset, channels=1) if cls.needs_channels else create(name, init=preset)
         label = name if preset is None else preset + (" (default)" if preset == cls.default_preset else "")
-        result.append((label, _evaluate(module, x)))
+        result.append((label, activation_curve(module, x)))
     return result
 
 
-def _evaluate(module: Activation, x: torch.Tensor) -> np.ndarray:
+def activation_curve(module: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """``module`` on ``x`` without gradients, as float64 NumPy (the report's and a run's figures draw the same).
+
+    LSLU's full output mixes neighbouring pixels (depthwise conv + BatchNorm); its curve is the element-wise
+    series.
+    """
     with torch.no_grad():
-        # LSLU's full output mixes neighbouring pixels; its curve is the element-wise series.
         y = module.elementwise(x) if isinstance(module, LSLU) else module(x)
-    return y.double().numpy()
+    return y.double().cpu().numpy()
 
 
 def _draw(ax: Axes, x: np.ndarray, family_curves: list[Curve], title: str, *, legend: bool) -> None:

@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from aaf_search.activations.plot import activation_curve
 from aaf_search.activations.registry import (
     RANDOM_UNIFORM,
     Activation,
@@ -432,14 +433,6 @@ def _build(row: ShapeRow, init: InitSpec) -> Activation:
         return create(row.family, init=init, shape=shape, **options)
 
 
-def _curve(module: Activation, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        # LSLU's forward mixes neighbouring pixels (depthwise conv + BatchNorm); its shape is the series.
-        elementwise = getattr(module, "elementwise", None)
-        y = elementwise(x) if callable(elementwise) else module(x)
-    return y.double().numpy()
-
-
 def shape_curves(row: ShapeRow, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(initial y, learned y, caveats) of one slot on ``x``; caveats name what was drawn from means.
 
@@ -466,7 +459,7 @@ def shape_curves(row: ShapeRow, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray
         caveats.append(f"{row.shape} means")
     if collapsed:
         caveats.append(f"{', '.join(collapsed)} as mean")
-    return _curve(initial, x), _curve(learned, x), caveats
+    return activation_curve(initial, x), activation_curve(learned, x), caveats
 
 
 def draw_activation_shapes(fig: Figure, rows: Sequence[ShapeRow]) -> list[Axes]:

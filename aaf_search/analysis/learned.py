@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from aaf_search.activations.lslu import LSLU
+from aaf_search.activations.plot import activation_curve
 from aaf_search.activations.registry import Activation
 from aaf_search.analysis.figures import X_RANGE, LearnedCurves
 from aaf_search.trials.plan import describe_slots
@@ -73,9 +73,6 @@ def _channel_grid(x: Tensor, shapes: Mapping[str, tuple[tuple[int, ...], ...]], 
 
 def _columns(module: nn.Module, inputs: Tensor) -> np.ndarray:
     """The module's output on ``inputs`` as (POINTS, K): its distinct curves, in channel order."""
-    with torch.no_grad():
-        # LSLU's full output mixes neighbouring pixels (depthwise conv + BatchNorm); its shape is the series.
-        output = module.elementwise(inputs) if isinstance(module, LSLU) else module(inputs)
-    columns = output.reshape(POINTS, -1).double().cpu().numpy()
+    columns = activation_curve(module, inputs).reshape(POINTS, -1)
     _, first = np.unique(columns.round(9), axis=1, return_index=True)
     return columns[:, np.sort(first)]
