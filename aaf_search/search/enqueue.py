@@ -18,6 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from aaf_search.errors import UserError
+from aaf_search.search.study import count_finished
 
 Point = Mapping[str, Any]
 FORMAT_HINT = "NAME=VALUE pairs separated by commas (act/family=coslu,opt/lr=0.001)"
@@ -55,9 +56,8 @@ def enqueue_points(study: optuna.Study, points: Sequence[dict[str, Any]]) -> int
 
 def waiting_beyond(study: optuna.Study, trials: int) -> int:
     """How many enqueued (WAITING) trials a search to ``trials`` finished trials will not reach."""
-    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    return max(waiting - max(trials - finished, 0), 0)
+    return max(waiting - max(trials - count_finished(study), 0), 0)
 
 
 def _value(name: str, value: Any, distributions: Mapping[str, BaseDistribution]) -> Any:
