@@ -1,8 +1,9 @@
 """What a storage holds, one line per search study: ``aaf-search studies``.
 
-Counts come from the storage's per-state trial counts and the best from its best-trial query (each one
-query on an RDB storage), so a storage of large studies lists in well under a second; a multi-objective
-study's Pareto front is the one figure that reads its complete trials.
+Counts come from the storage's per-state trial counts (one query each on an RDB storage). The best is
+the first of :func:`~aaf_search.search.export.ranked`, the trial ``export`` and a search's summary call
+best (of equal scores, the earlier trial; the storage's own best-trial query breaks no ties), so it
+reads the complete trials, as the Pareto front of several objectives does.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from aaf_search.search.export import ranked
 from aaf_search.search.study import ROBUST_SUFFIX, robust_name
 from aaf_search.text_table import aligned
 
@@ -64,7 +65,7 @@ def study_lines(storage: BaseStorage) -> list[StudyLine]:
                 pruned=count(TrialState.PRUNED),
                 failed=count(TrialState.FAIL),
                 running=count(TrialState.RUNNING),
-                best=_best(storage, name, sid, study.directions, str(study.user_attrs.get("metric", "value"))),
+                best=_best(storage, name, str(study.user_attrs.get("metric", "value"))),
                 robust_runs=robust_runs,
                 started=_started(storage, sid),
             )
@@ -72,15 +73,13 @@ def study_lines(storage: BaseStorage) -> list[StudyLine]:
     return lines
 
 
-def _best(storage: BaseStorage, name: str, study_id: int, directions: list[StudyDirection], metric: str) -> str:
-    if len(directions) > 1:
-        front = optuna.load_study(study_name=name, storage=storage).best_trials
+def _best(storage: BaseStorage, name: str, metric: str) -> str:
+    study = optuna.load_study(study_name=name, storage=storage)
+    if len(study.directions) > 1:
+        front = study.best_trials
         return f"Pareto front of {len(front)}" if front else "-"
-    try:
-        trial = storage.get_best_trial(study_id)
-    except ValueError:  # no complete trial yet
-        return "-"
-    return f"{metric} {trial.values[0]:.4f} (trial {trial.number})"
+    best = ranked(study)
+    return f"{metric} {best[0].values[0]:.4f} (trial {best[0].number})" if best else "-"
 
 
 def _started(storage: BaseStorage, study_id: int) -> str:

@@ -30,7 +30,7 @@ def make_storage(url: str) -> None:
     zoo = optuna.create_study(study_name="zoo", storage=url, direction="maximize")
     zoo.set_user_attr("space", "trainable_zoo")
     zoo.set_user_attr("metric", "val_accuracy")
-    for values in ([0.91], [0.97], [0.93]):
+    for values in ([0.91], [0.97], [0.97]):  # a tie: the earlier trial is the best, as export ranks
         add(zoo, TrialState.COMPLETE, values)
     add(zoo, TrialState.PRUNED)
     add(zoo, TrialState.FAIL)
