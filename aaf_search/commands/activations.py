@@ -30,13 +30,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "plot" and args.run is not None:
         return _plot_run(args)
     if args.action == "plot":
-        args.out = args.out or Path("aaf-runs/activations")
         from aaf_search.activations.plot import plot_activations
         from aaf_search.outdir import check_out_dir
 
-        check_out_dir(args.out)
-        paths = plot_activations(args.out, args.families)
-        print(f"wrote {len(paths)} figures to {args.out} (overview: {args.out / 'overview.png'})")
+        out = args.out or Path("aaf-runs/activations")
+        check_out_dir(out)
+        paths = plot_activations(out, args.families)
+        print(f"wrote {len(paths)} figures to {out} (overview: {out / 'overview.png'})")
         return 0
     from aaf_search.activations.listing import format_registry
 

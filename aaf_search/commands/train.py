@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         changes["device"] = args.device
     if args.precision is not None:
         changes["precision"] = args.precision
-    data, notes = config.data, []
+    notes: list[str] = []  # shown with the first epoch (see below)
+    data = config.data
     if args.dataset is not None and args.dataset != data.name:
         from aaf_search.trials.data import with_dataset
 
