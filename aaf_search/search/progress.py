@@ -75,8 +75,12 @@ class ProgressLine:
         self._add(number, state, value)
         self.show()
 
+    def elapsed(self) -> float:
+        """Seconds since the line was made, which is when the search session began."""
+        return self.clock() - self._started
+
     def text(self) -> str:
-        elapsed = clock_text(self.clock() - self._started)
+        elapsed = clock_text(self.elapsed())
         if self.budget is not None:
             elapsed += f" of {clock_text(self.budget)}"
         best = f"best {self.best:.4f} (#{self.best_trial})" if self.best is not None else "best -"

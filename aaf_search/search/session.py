@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -78,19 +77,14 @@ class SearchSession:
     runner: TrialRunner
     resources: Resources
     shared: bool = False  # other processes may search the study too (a journal file or an RDB server)
-    timeout: float | None = None  # seconds from the session's creation after which no trial starts
+    timeout: float | None = None  # seconds, on the progress line's clock, after which no trial starts
     gave_up: bool = False  # the backend stopped on a failure streak, short of the target
     timed_out: bool = False  # the backend stopped starting trials because the timeout passed
-    clock: Callable[[], float] = time.monotonic
-    _started: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._started = self.clock()
 
     def out_of_time(self) -> bool:
         """Whether the timeout has passed, so that no trial may start (Optuna's ``timeout`` rule: the
         trials already running finish). The first call that finds so says it on the progress line."""
-        if self.timeout is None or self.clock() - self._started < self.timeout:
+        if self.timeout is None or self.progress.elapsed() < self.timeout:
             return False
         if not self.timed_out:
             self.timed_out = True

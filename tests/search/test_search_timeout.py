@@ -94,7 +94,6 @@ def session(tmp_path: Path, runner: TimedRunner, *, target: int, timeout: float)
         runner=runner,
         resources=Resources(),
         timeout=timeout,
-        clock=runner.clock,
     )
 
 
