@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-concurrent", type=int, help="Ray: trials running at once")
     add("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL or journal:PATH (default: {DEFAULT_STORAGE})")
     add("--study", help="study name (default: the space's name)")
-    add("--seed", type=int, default=0, help="study seed: the sampler's and every trial's seed derive from it")
+    add(
+        "--seed",
+        type=int,
+        default=0,
+        help="study seed: the sampler's (per process on a journal or server) and every trial's seed derive from it",
+    )
     add("--out", type=Path, help="run directory for trial outputs and best.yaml (default: aaf-runs/<study>)")
     add("--objectives", default="accuracy", help=f"comma-separated, accuracy first: {', '.join(OBJECTIVES)}")
     add("--retry-failed", action="store_true", help="run again the parameters of trials an interrupted run left")

@@ -98,6 +98,14 @@ def test_fp16_refused_for_ray_trials_given_no_gpu_even_on_a_gpu_machine(monkeypa
     assert not Path(STORAGE.removeprefix("sqlite:///")).exists()  # refused before the study was created
 
 
+def test_the_same_seed_proposes_the_same_configurations_on_sqlite() -> None:
+    # On a journal each process draws its own proposals (several may share the study): see sampler_seed.
+    first, again = FakeRunner(), FakeRunner()
+    run_search(settings(trials=3, pruner="none", study="first"), runner=first)
+    run_search(settings(trials=3, pruner="none", study="again", out=Path("again")), runner=again)
+    assert [c.to_dict() for c in again.configs] == [c.to_dict() for c in first.configs]
+
+
 def test_resume_runs_only_the_missing_trials() -> None:
     first = FakeRunner()
     run_search(settings(trials=2, pruner="none"), runner=first)
