@@ -15,6 +15,9 @@ cache only: this tool runs where there is no internet, so a missing file is a :c
 naming the file and the folder to copy it into, never a download. With a class count other than the
 weights' (1000 for ImageNet), the last linear (or 1x1 conv) layer with that many outputs is replaced
 by a freshly initialised one.
+
+BatchNorm momenta below PyTorch's default 0.1 are raised to it, pre-trained or not (see
+:func:`_quicken_batch_norm`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ PREFIX = "tv:"
 NATIVE = "native"  # base_activation that keeps the network's own activation modules
 SOURCE = "torchvision"
 MIN_INPUT_SIZE = 32  # the data pipeline resizes smaller inputs (e.g. 28x28 digits) up to this
+BATCH_NORM_MOMENTUM = 0.1  # PyTorch's default; the floor every torchvision model's BatchNorm gets
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 # These two return (logits, aux logits) tuples in training mode unless their auxiliary heads are off.
 _AUX_LOGITS = frozenset({"googlenet", "inception_v3"})
 
@@ -102,6 +107,7 @@ def build_torchvision(
     else:
         net = tvm.get_model(bare, weights=None, num_classes=num_classes, **kwargs)
     _fused_mbconv_out_of_place(net)
+    _quicken_batch_norm(net)
     model = TorchvisionNet(net, input_shape[0])
     # One sample is enough for the probe: it runs in eval mode, where BN uses its running statistics.
     wrap_activations(model, torch.zeros(1, *input_shape))
@@ -110,6 +116,19 @@ def build_torchvision(
             if "attention_gate" not in slot.tags:
                 slot.act = activations.create(base_activation)
     return model
+
+
+def _quicken_batch_norm(net: nn.Module) -> None:
+    """Raise BatchNorm momenta below PyTorch's default to it (MobileNetV3 0.01, MNASNet 0.0003, ...).
+
+    Those momenta suit ImageNet's hundreds of thousands of steps. A trial takes tens to thousands, and
+    with them the running statistics that validation and test use stay close to their start: a
+    MobileNetV3 on digits reached 78 % validation accuracy in training mode and 10 % (chance) in eval
+    mode after 3 epochs. Pre-trained running statistics need the same speed to follow a new data set.
+    """
+    for module in net.modules():
+        if isinstance(module, _BATCH_NORMS) and module.momentum is not None:
+            module.momentum = max(module.momentum, BATCH_NORM_MOMENTUM)
 
 
 class _FusedMBConvOutOfPlace(tvm.efficientnet.FusedMBConv):
