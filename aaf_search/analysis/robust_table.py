@@ -93,7 +93,8 @@ def robust_result(
         if isinstance(test, int | float):
             tests[run.candidate.label].append(float(test))
     baseline = scores.get(BASELINE_LABEL, {})
-    rows = [_row(c, scores[c.label], tests[c.label], baseline, direction, seeds) for c in candidates]
+    bounds = score_bounds(metric)
+    rows = [_row(c, scores[c.label], tests[c.label], baseline, direction, seeds, bounds) for c in candidates]
     table = pd.DataFrame(rows, columns=[*ROBUST_COLUMNS, *(f"{SEED_PREFIX}{s}" for s in seeds)])
     table = table.astype({"source_trial": "Int64", "search_rank": "Int64", "robust_rank": "Int64"})
     maximize = direction == "maximize"
@@ -117,6 +118,7 @@ def _row(
     baseline: Mapping[int, float],
     direction: stats.Direction,
     seeds: Sequence[int],
+    bounds: tuple[float, float],
 ) -> dict[str, Any]:
     nan = math.nan
     row: dict[str, Any] = {
@@ -129,7 +131,7 @@ def _row(
     }
     row.update({f"{SEED_PREFIX}{seed}": scores.get(seed, nan) for seed in seeds})
     if scores:
-        row.update(vars(stats.summarise(list(scores.values()), direction=direction)))
+        row.update(vars(stats.summarise(list(scores.values()), direction=direction, bounds=bounds)))
     else:
         row.update({"mean": nan, "std": nan, "ci_low": nan, "ci_high": nan, "worst": nan, "note": "no seed finished"})
     row["test_mean"] = sum(tests) / len(tests) if tests else nan
@@ -151,6 +153,11 @@ def _row(
             }
         )
     return row
+
+
+def score_bounds(metric: str) -> tuple[float, float]:
+    """The range a score of ``metric`` cannot leave: [0, 1] for an accuracy, [0, ∞) for a loss."""
+    return (0.0, 1.0) if "accuracy" in metric else (0.0, math.inf)
 
 
 def _ranks(values: pd.Series, maximize: bool) -> pd.Series:

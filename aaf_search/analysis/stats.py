@@ -116,16 +116,23 @@ def t_interval(scores: Sequence[float] | np.ndarray, *, confidence: float = CONF
 
 
 def summarise(
-    scores: Sequence[float] | np.ndarray, *, direction: Direction = "maximize", confidence: float = CONFIDENCE
+    scores: Sequence[float] | np.ndarray,
+    *,
+    direction: Direction = "maximize",
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> Summary:
     """Mean, sample standard deviation, t confidence interval of the mean, and worst score over seeds.
 
     mean = (1/n) Σ x_i;  std = sqrt(Σ (x_i − mean)² / (n − 1))  (ddof = 1, NaN for n = 1);
-    CI = :func:`t_interval`;  worst = min x_i when maximising, max x_i when minimising.
+    CI = :func:`t_interval`, cut to ``bounds``, the range the score cannot leave (an accuracy's [0, 1]):
+    with few seeds and a wide spread the t interval reaches past it, and the cut interval covers the
+    true mean whenever the uncut one does;  worst = min x_i when maximising, max x_i when minimising.
     """
     x = _scores(scores, "summarise")
     direction = _check_direction(direction)
     low, high = t_interval(x, confidence=confidence)
+    low, high = max(low, bounds[0]), min(high, bounds[1])  # NaN (n < 2) stays NaN: max(nan, b) is nan
     std = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
     worst = float(x.min() if direction == "maximize" else x.max())
     return Summary(n=int(x.size), mean=float(x.mean()), std=std, ci_low=low, ci_high=high, worst=worst)

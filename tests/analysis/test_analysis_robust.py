@@ -3,6 +3,7 @@ resume, files, export, errors, and the owner every running robust trial records.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -85,6 +86,24 @@ def drive_like_ray(session: SearchSession, slots: int = 2) -> None:
             result = {wire.FAILED: str(exc)}
         searcher.on_trial_complete(trial_id, result=result)
     raise AssertionError("the searcher never said FINISHED")
+
+
+class SpreadRunner(FakeRunner):
+    """Seed 1 scores 100 %, seed 2 scores 60 %: a spread whose t interval reaches far past 100 %."""
+
+    def __call__(self, config: TrialConfig, **kwargs: Any) -> TrialResult:
+        result = super().__call__(config, **kwargs)
+        return dataclasses.replace(result, val_accuracy=1.0 if config.seed == 1 else 0.6)
+
+
+def test_an_accuracys_interval_stays_within_0_and_100_percent() -> None:
+    fake_search(STORAGE, trials=2)
+    runner = SpreadRunner()
+    result, _ = conclude(run_robust(robust(runner, top_k=1), runner=runner, stream=io.StringIO()))
+    row = result.table.iloc[1]
+    assert (row["seed_1"], row["seed_2"], row["mean"]) == (1.0, 0.6, pytest.approx(0.8))
+    # 0.8 ± 12.71 · 0.283 / √2 would be [-1.74, 3.34]
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
 
 
 def test_a_failed_seed_run_with_the_ray_searcher_is_recorded_not_replaced(monkeypatch: pytest.MonkeyPatch) -> None:

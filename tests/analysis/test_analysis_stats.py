@@ -43,6 +43,18 @@ def test_t_interval_covers_the_true_mean_95_percent_of_the_time(n: int) -> None:
     assert np.mean(hits) == pytest.approx(0.95, abs=0.01)
 
 
+def test_the_interval_stops_where_the_score_must() -> None:
+    # Three seeds of 0.99, 1.0 and 0.80: the t interval reaches past an accuracy of 1.
+    half = T_975_2DF * math.sqrt(((0.99 - 0.93) ** 2 + 0.07**2 + 0.13**2) / 2) / math.sqrt(3)
+    open_ended = summarise([0.99, 1.0, 0.80])
+    assert (open_ended.ci_low, open_ended.ci_high) == (pytest.approx(0.93 - half), pytest.approx(0.93 + half))
+    assert open_ended.ci_high > 1.0
+    cut = summarise([0.99, 1.0, 0.80], bounds=(0.0, 1.0))
+    assert (cut.ci_low, cut.ci_high) == (open_ended.ci_low, 1.0)
+    assert cut.mean == open_ended.mean and cut.std == open_ended.std
+    assert math.isnan(summarise([0.9], bounds=(0.0, 1.0)).ci_high)  # no interval from one seed
+
+
 def test_one_seed_has_no_spread_and_no_interval() -> None:
     s = summarise([0.9])
     assert s.mean == 0.9 and s.worst == 0.9 and s.n == 1
