@@ -53,16 +53,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_robust(args: argparse.Namespace) -> int:
     from aaf_search.analysis.robust_export import write_robust_export
-    from aaf_search.analysis.studies import load_companion
+    from aaf_search.analysis.studies import load_with_companion
     from aaf_search.errors import UserError
     from aaf_search.outdir import check_out_file
-    from aaf_search.search.export import load_study
 
     if args.rank != 1 or args.trial is not None:
         option = "--rank" if args.rank != 1 else "--trial"
         raise UserError(f"{option} and --robust do not go together: there is one robust best")
-    study = load_study(args.storage, args.study)
+    study, companion = load_with_companion(args.storage, args.study)
     check_out_file(args.out)
-    path = write_robust_export(args.out, study, load_companion(study, args.storage))
+    path = write_robust_export(args.out, study, companion)
     print(f"{study.study_name}: robust best -> {path}")
     return 0

@@ -19,18 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aaf_search.analysis.studies import load_companion
+    from aaf_search.analysis.studies import load_with_companion
     from aaf_search.outdir import check_out_dir
-    from aaf_search.search.export import load_study
     from aaf_search.search.rundir import study_run_dir
 
-    study = load_study(args.storage, args.study)
+    study, companion = load_with_companion(args.storage, args.study)
     out = args.out or study_run_dir(study.study_name) / "report"
     check_out_dir(out, "--out" if args.out else "report directory")
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.
     from aaf_search.analysis.report import write_report
 
-    report = write_report(study, load_companion(study, args.storage), out, svg=args.svg)
+    report = write_report(study, companion, out, svg=args.svg)
     print(f"{study.study_name}: {len(report.tables)} tables, {len(report.figures)} figures -> {report.index}")
     for note in report.notes:
         print(f"  note: {note}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search import __version__
@@ -30,7 +31,11 @@ def load_study(storage_url: str, name: str | None) -> optuna.Study:
     A search's robustness companion (``<study>:robust``) does not count as a second study there. A
     storage file that does not exist is refused, not created.
     """
-    storage = open_existing_storage(storage_url)
+    return search_study(open_existing_storage(storage_url), name)
+
+
+def search_study(storage: BaseStorage, name: str | None) -> optuna.Study:
+    """:func:`load_study` on a storage already open."""
     names = study_names(storage)
     if name is None:
         searches = search_study_names(storage)
