@@ -8,6 +8,7 @@ pruner's, say) ends the run.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -197,7 +198,8 @@ def fit(
     history: list[EpochReport] = []
     best_acc, best_loss, best_epoch = -1.0, float("inf"), 0
     # The best epoch's weights, copied into buffers allocated once rather than a new copy per improvement.
-    best_state: dict[str, Tensor] = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    # A deep copy keeps the state dict's per-module versions, which some modules' loading reads (MNASNet).
+    best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
     stale = 0
     stopped_early = False
     # Fused kernels only where their compilation pays off over this run (see fused.trial_plan).

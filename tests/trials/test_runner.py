@@ -158,6 +158,20 @@ def test_run_directory_has_weights_config_and_metrics(tmp_path: Path) -> None:
     assert "fc1.weight" in state or any(k.endswith("weight") for k in state)
 
 
+def test_a_model_whose_loading_reads_the_state_dicts_versions_gets_its_best_weights_back(tmp_path: Path) -> None:
+    # MNASNet's BatchNorm loading refuses a state dict without the per-module versions PyTorch records
+    # beside the tensors; the best epoch's weights were kept without them and every trial failed.
+    config = TrialConfig(
+        model="tv:mnasnet0_5",
+        data=DataConfig(name="synthetic", options={"shape": [3, 32, 32], "size": 64}),
+        epochs=1,
+        batch_size=32,
+    )
+    result = run_trial(config, out_dir=tmp_path)
+    assert result.epochs_run == 1 and 0.0 <= result.test_accuracy <= 1.0
+    assert hasattr(torch.load(tmp_path / "model.pt", weights_only=True), "_metadata")
+
+
 def test_pretrain_then_finetune_only_activations(tmp_path: Path) -> None:
     config = TrialConfig(
         model="dnn2",
