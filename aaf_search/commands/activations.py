@@ -60,7 +60,11 @@ def _plot_run(args: argparse.Namespace) -> int:
     initial = initial_model(run.config, run.data, run.data.train_x.device)
     modules = learned_curves(run.model, initial, run.data.train_x[:2])
     if not modules:
-        raise UserError(f"run '{args.run}' has no trained activation to draw: its plan puts none in, or freezes them")
+        planned = ", ".join(f"{e.activation.family} at {e.select}" for e in run.config.plan) or "empty"
+        raise UserError(
+            f"run '{args.run}' has no trained activation to draw: its plan ({planned}) puts in none with "
+            "parameters, or freezes them"
+        )
     (path, *_) = learned_activations(modules, out / "learned_activations.png")
     print(f"{len(modules)} trained activation module(s) of {run.config.model} -> {path}")
     return 0

@@ -93,7 +93,7 @@ def test_activations_plot_run_writes_the_figure_into_the_run(
     ("args", "message"),
     [
         (["coslu"], "--run draws the activations a run learned; name no families with it"),
-        ([], "has no trained activation to draw: its plan puts none in, or freezes them"),
+        ([], "has no trained activation to draw: its plan (coslu at all) puts in none with parameters, or freezes"),
     ],
 )
 def test_activations_plot_run_refusals(
