@@ -9,6 +9,7 @@ beside the same module as the run built it before training.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,9 +19,17 @@ from aaf_search.activations.plot import activation_curve
 from aaf_search.activations.registry import Activation
 from aaf_search.analysis.figures import X_RANGE, LearnedCurves
 from aaf_search.trials.plan import describe_slots
+from aaf_search.trials.runner import TrainedRun, initial_model, load_run
 from aaf_search.trials.slots import iter_slots
 
 POINTS = 201
+
+
+def learned_in_run(run_dir: Path | str) -> tuple[TrainedRun, list[LearnedCurves]]:
+    """The run saved in ``run_dir`` and the curves of its trained activations (none: an empty list)."""
+    run = load_run(run_dir)
+    initial = initial_model(run.config, run.data, run.data.train_x.device)
+    return run, learned_curves(run.model, initial, run.data.train_x[:2])
 
 
 def learned_curves(trained: nn.Module, initial: nn.Module, example_input: Tensor) -> list[LearnedCurves]:

@@ -1,12 +1,14 @@
-"""``aaf-search report``: a study's tables, figures and an ``index.md`` that links them, from the storage alone.
+"""``aaf-search report``: a study's tables, figures and an ``index.md`` that links them, from the storage.
 
 Tables (CSV, Markdown, LaTeX): every trial with its parameters and state (in a study of several
 objectives, its other objectives' values and whether it is on the Pareto front); the leaderboard by
 activation family; the seed-robustness table when ``aaf-search robust`` ran. Figures (PNG, SVG on
 request): the optimisation history, the Pareto front (several objectives), parameter importances, the
 metric by family, learning curves, the learned activation shapes of the best trial and their trajectories
-over epochs. A figure that cannot be drawn from what the study holds is skipped with a note in
-``index.md`` (the reason in plain words), never with an error.
+over epochs, all from the storage alone; and, from the weights that trial saved in the search's run
+directory, the exact curves its activations learned (one per channel where the parameters are per
+channel). A figure that cannot be drawn is skipped with a note in ``index.md`` (the reason in plain
+words), never with an error.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from aaf_search.errors import UserError
 from aaf_search.search.export import ranked
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
+from aaf_search.search.rundir import belongs_to, trial_dir
 from aaf_search.search.study import objective_names
 
 TOP_CURVES = 5  # learning curves drawn in colour; the rest of the complete trials are left out
@@ -100,8 +103,14 @@ def shapes_trial(study: optuna.Study) -> FrozenTrial | None:
     return next((t for t in ranked(study) if t.user_attrs.get(ATTR_ACTIVATION_PARAMS)), None)
 
 
-def write_report(study: optuna.Study, companion: optuna.Study | None, out: Path, *, svg: bool = False) -> Report:
-    """Write every table and figure of ``study`` (and its robustness companion) into ``out``, then ``index.md``."""
+def write_report(
+    study: optuna.Study, companion: optuna.Study | None, out: Path, *, svg: bool = False, runs: Path | None = None
+) -> Report:
+    """Write every table and figure of ``study`` (and its robustness companion) into ``out``, then ``index.md``.
+
+    ``runs`` is the search's run directory: the one figure that needs more than the storage, the
+    activations the best trial learned, is drawn from the weights it saved there.
+    """
     report = Report(out)
     direction = direction_of(study)
     metric = str(study.user_attrs.get("metric", "value"))
@@ -161,8 +170,31 @@ def write_report(study: optuna.Study, companion: optuna.Study | None, out: Path,
         lambda p: figures.param_trajectories(trajectories, p, svg=svg),
         None if len(trajectories) else f"{no_shapes} with a per-epoch history",
     )
+    learned, why = _learned(study, best, runs) if best is not None else ([], no_shapes)
+    figure("learned", lambda p: figures.learned_activations(learned, p, svg=svg), why)
     report.index = write_index(report, study, companion, trials, best)
     return report
+
+
+def _learned(
+    study: optuna.Study, trial: FrozenTrial, runs: Path | None
+) -> tuple[list[figures.LearnedCurves], str | None]:
+    """The curves the activations of ``trial`` learned, from its saved weights, or why there are none."""
+    if runs is None:
+        return [], "no run directory given to read trial weights from"
+    if not belongs_to(runs, study):
+        return [], f"run directory '{runs}' holds another study's trials"
+    path = trial_dir(runs, trial.number)
+    if not (path / "model.pt").is_file():
+        return [], f"trial {trial.number} saved no weights in '{path}'"
+    # Imported here: it builds models, and every other figure of the report is drawn from the storage.
+    from aaf_search.analysis.learned import learned_in_run
+
+    try:
+        _, modules = learned_in_run(path)
+    except UserError as exc:  # its data set is not on this machine, its weights are of another model, ...
+        return [], f"trial {trial.number}'s saved run could not be loaded: {exc}"
+    return modules, None if modules else f"trial {trial.number}'s saved run has no trained activation"
 
 
 def _importances(study: optuna.Study, complete: int) -> tuple[dict[str, float], str | None]:
@@ -220,11 +252,16 @@ def write_index(
     lines.append(f"- robust best: {_robust_best(companion)}")
     drawn = [
         what
-        for name, what in (("shapes", "activation shapes"), ("trajectories", "trajectories"))
+        for name, what in (
+            ("shapes", "activation shapes"),
+            ("trajectories", "trajectories"),
+            ("learned", "learned activations"),
+        )
         if name in report.figures
     ]
     if shapes_from is not None and drawn:  # only the figures written: a skipped one is in the notes instead
-        lines.append(f"- {' and '.join(drawn)}: trial {shapes_from.number}")
+        listed = " and ".join(drawn) if len(drawn) < 3 else f"{', '.join(drawn[:-1])} and {drawn[-1]}"
+        lines.append(f"- {listed}: trial {shapes_from.number}")
     lines += ["", "## Tables", ""]
     lines += [f"- {name}: " + " · ".join(_link(report.out, p) for p in paths) for name, paths in report.tables.items()]
     lines += ["", "## Figures", ""]

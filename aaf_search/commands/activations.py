@@ -51,14 +51,11 @@ def _plot_run(args: argparse.Namespace) -> int:
     if args.families:
         raise UserError("--run draws the activations a run learned; name no families with it")
     from aaf_search.analysis.figures import learned_activations
-    from aaf_search.analysis.learned import learned_curves
-    from aaf_search.trials.runner import initial_model, load_run
+    from aaf_search.analysis.learned import learned_in_run
 
-    run = load_run(args.run)  # first: a wrong --run is named as such, not as a wrong output directory
+    run, modules = learned_in_run(args.run)  # first: a wrong --run is named as such, not as a wrong --out
     out = args.out or args.run
     check_out_dir(out)
-    initial = initial_model(run.config, run.data, run.data.train_x.device)
-    modules = learned_curves(run.model, initial, run.data.train_x[:2])
     if not modules:
         planned = ", ".join(f"{e.activation.family} at {e.select}" for e in run.config.plan) or "empty"
         raise UserError(

@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--study", help="the search's study (default: the storage's only search study)")
     add("--out", type=Path, help="directory to write (default: aaf-runs/<study>/report)")
     add("--svg", action="store_true", help="write every figure as SVG too")
+    add("--runs", type=Path, help="the search's run directory, with the trials' weights (default: aaf-runs/<study>)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.
     from aaf_search.analysis.report import write_report
 
-    report = write_report(study, companion, out, svg=args.svg)
+    runs = args.runs or study_run_dir(study.study_name)
+    report = write_report(study, companion, out, svg=args.svg, runs=runs)
     print(f"{study.study_name}: {len(report.tables)} tables, {len(report.figures)} figures -> {report.index}")
     for note in report.notes:
         print(f"  note: {note}")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 from optuna.storages import BaseStorage
 
 from aaf_search.atomic import write_text_atomically
@@ -136,6 +137,24 @@ def check_run_dir(state: RunDirState, study: StudyIdentity | None, name: str, st
     same_name = (found.study, found.storage) == (name, storage)
     was = " (an earlier study of that name)" if same_name else ""
     raise UserError(f"run directory '{state.path}' belongs to {found.describe()}{was}; {way_out}")
+
+
+def belongs_to(path: Path, study: optuna.Study) -> bool:
+    """Whether the run directory ``path`` holds the trials of ``study``, as its marker says.
+
+    For reading a study's outputs (the report): a directory without a marker (earlier versions) is
+    taken to be the study's; a marker that cannot be read is not.
+    """
+    try:
+        marker = read_marker(path)
+    except UserError:
+        return False
+    if marker is None:
+        return True
+    uid = study.user_attrs.get(ATTR_UID)
+    if marker.uid is not None and uid is not None:
+        return bool(marker.uid == uid)
+    return marker.study == study.study_name
 
 
 def claim_run_dir(path: Path, study: StudyIdentity) -> None:

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from aaf_search.trials.data import get_dataset
 from aaf_search.trials.models import build_model, model_info
 from aaf_search.trials.plan import activation_parameters, apply_plan, summarize_activation_params
 from aaf_search.trials.report import EpochReport, ParamStats, ParamSummary, TrialResult
+from aaf_search.trials.runner import save_run
 
 REAL_DB = "real.db"
 REAL_STUDY = "lincomb_bases"
@@ -105,6 +107,13 @@ class PlannedRunner(FakeRunner):
     """
 
     model: nn.Module | None = None
+
+    def __call__(self, config: TrialConfig, **kwargs: Any) -> TrialResult:
+        self.model = None  # built at the first epoch of a trial with a plan
+        result = super().__call__(config, **kwargs)
+        if kwargs.get("out_dir") is not None and self.model is not None:  # its weights, as a trial saves them
+            save_run(Path(kwargs["out_dir"]), config, self.model, result)
+        return result
 
     def learned(self, config: TrialConfig, epoch: int) -> ParamSummary:
         if epoch == 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ TABLES = {
     "leaderboard": ["family", "trials", "complete", "pruned", "failed", "best", "median", "best_trial"],
     "robust": ["config", "family", "mean ± std (%)", "95% CI", "worst", "n", "p (t)", "p (Wilcoxon)"],
 }
-FIGURES = ("history", "importances", "families", "curves", "shapes", "trajectories")
+FIGURES = ("history", "importances", "families", "curves", "shapes", "trajectories", "learned")
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_report_of_a_real_search_writes_every_table_and_figure(tmp_path: Path) -> None:
     url = real_study(tmp_path)
     out = tmp_path / "report"
-    assert main(["report", "--storage", url, "--out", str(out), "--svg"]) == 0
+    assert main(["report", "--storage", url, "--out", str(out), "--svg", "--runs", str(tmp_path / "runs")]) == 0
 
     for name, columns in TABLES.items():
         table = pd.read_csv(out / f"{name}.csv")
@@ -68,6 +69,7 @@ def test_a_one_trial_study_skips_what_needs_more_and_says_so(capsys: pytest.Capt
     assert "importances: skipped, parameter importances need 2+ complete trials, the study has 1" in index
     assert "robust: no robustness table yet" in index
     assert "- robust best: not computed (run aaf-search robust)" in index
+    assert "- learned: skipped, trial 0 saved no weights in 'aaf-runs/lincomb_bases/trials/0000'" in index
     # The fake's LinComb learned w = (0.5, 0.5, ...): shapes and trajectories are drawn from the study alone.
     _assert_png([Path("report/shapes.png")])
     _assert_png([Path("report/trajectories.png")])
@@ -92,9 +94,25 @@ def test_a_study_on_a_model_that_digits_are_resized_for_gets_its_shapes(
     assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
     _assert_png([Path("report/shapes.png")])
     _assert_png([Path("report/trajectories.png")])
+    _assert_png([Path("report/learned.png")])  # from the trial's saved weights, the model rebuilt at that size
     index = Path("report/index.md").read_text()
-    assert "- activation shapes and trajectories: trial " in index
+    assert "- activation shapes, trajectories and learned activations: trial " in index
     assert "skipped" not in index
+
+
+def test_learned_activations_are_read_only_from_the_studys_own_run_directory() -> None:
+    fake_search("journal:runs/study.log", trials=1, space="lslu_depth", runner=PlannedRunner())
+    other = Path("other")  # the run directory of another study, as its marker says
+    other.mkdir()
+    marker = {"storage": "journal:x", "study": "x", "study_id": 0, "uid": "0" * 32}
+    (other / "study.json").write_text(json.dumps(marker))
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report", "--runs", "other"]) == 0
+    index = Path("report/index.md").read_text()
+    assert "- learned: skipped, run directory 'other' holds another study's trials" in index
+    # By default the search's own, aaf-runs/<study>, where the trial saved its weights.
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    _assert_png([Path("report/learned.png")])
+    assert "learned: skipped" not in Path("report/index.md").read_text()
 
 
 class CostlyRunner(FakeRunner):
