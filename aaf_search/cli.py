@@ -42,8 +42,9 @@ COMMANDS: dict[str, str] = {
 
 DEFAULT_VERB = "search"
 
-RESUMABLE = ("search", "robust")
-"""Verbs that continue from their storage: after Ctrl-C, the same command again resumes them."""
+RESUMABLE = ("search", "robust", "train")
+"""Verbs that continue from their storage (train: from its checkpoint): after Ctrl-C, the same command
+again resumes them."""
 
 
 class UsageError(UserError):

@@ -99,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
     # Imported once the config and the options passed: torch and the models take seconds to import.
     import torch
 
+    from aaf_search.trials.checkpoint import Checkpoint
     from aaf_search.trials.report import EpochReport
     from aaf_search.trials.runner import run_trial
+
+    resumed = Checkpoint.in_run_dir(out, config.digest()).epochs_done()
+    if resumed and not args.quiet:
+        notes.append(f"carrying on from the checkpoint in {out}: {resumed} of {config.epochs} epochs done")
 
     # Shown with the first epoch, once the config's device and data proved usable: a refused config
     # leaves its one error line alone.
@@ -119,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
 
     if threads is not None:
         torch.set_num_threads(threads)
-    result = run_trial(config, on_epoch=show, out_dir=out)
+    result = run_trial(config, on_epoch=show, out_dir=out, resumable=True)
     epochs = f"{result.epochs_run} epoch{'' if result.epochs_run == 1 else 's'}"
+    if resumed:
+        epochs += f" ({resumed} before the interruption)"
     print(
         f"{config.model} on {config.data.name}: val acc {result.val_accuracy:.4f} (epoch {result.best_epoch}), "
         f"test acc {result.test_accuracy:.4f}, {epochs} in {result.seconds:.1f}s -> {out}"

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from aaf_search.activations import fused
 from aaf_search.config import OptimConfig
 from aaf_search.errors import UserError
+from aaf_search.trials.checkpoint import Checkpoint, FitProgress, TrainingState
 from aaf_search.trials.data import DataSplits, iterate_batches
 from aaf_search.trials.malloc import tune_malloc
 from aaf_search.trials.optim import Optimisers, build_optimisers
@@ -181,11 +182,14 @@ def fit(
     data: DataSplits,
     settings: FitSettings,
     on_epoch: EpochCallback | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[FitOutcome, dict[str, Tensor]]:
     """Train ``model`` on ``data.train`` and validate on ``data.val`` after every epoch.
 
     Returns the outcome and the state dict of the best validation epoch (the model is left with the
     weights of the last epoch run). Raises :class:`TrialDiverged` on a non-finite loss or parameter.
+    With ``checkpoint``, the run carries on from the epochs it holds, and saves its state there as it
+    goes (``on_epoch`` sees only the epochs this call trains).
     """
     device = data.train_x.device
     tune_malloc()
@@ -195,16 +199,21 @@ def fit(
     scaler = grad_scaler(device, settings.precision)
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     augment = data.augmenter(generator) if settings.augment else None
-    history: list[EpochReport] = []
-    best_acc, best_loss, best_epoch = -1.0, float("inf"), 0
     # The best epoch's weights, copied into buffers allocated once rather than a new copy per improvement.
     # A deep copy keeps the state dict's per-module versions, which some modules' loading reads (MNASNet).
     best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
-    stale = 0
+    state = TrainingState(model, opts, scaler, generator, best_state)
+    progress = FitProgress()
+    if checkpoint is not None:
+        checkpoint.restore(state, progress)
+    history = progress.history
     stopped_early = False
     # Fused kernels only where their compilation pays off over this run (see fused.trial_plan).
     with fused.trial_plan(model, data.train_x[: settings.batch_size], planned_steps(len(data.train_x), settings, opts)):
-        for epoch in range(1, settings.epochs + 1):
+        for epoch in range(progress.epochs_done + 1, settings.epochs + 1):
+            if settings.early_stop_patience is not None and progress.stale >= settings.early_stop_patience:
+                stopped_early = True
+                break
             started = time.perf_counter()
             model.train()
             loss_sum = torch.zeros((), device=device)
@@ -235,16 +244,17 @@ def fit(
                 activation_params=summarize_activation_params(model),
             )
             history.append(report)
-            if val_acc > best_acc:
-                best_acc, best_loss, best_epoch, stale = val_acc, val_loss, epoch, 0
+            if val_acc > progress.best_accuracy:
+                progress.best_accuracy, progress.best_loss, progress.best_epoch = val_acc, val_loss, epoch
+                progress.stale = 0
                 for key, value in model.state_dict().items():
                     best_state[key].copy_(value)
             else:
-                stale += 1
+                progress.stale += 1
+            if checkpoint is not None:
+                checkpoint.save_if_due(state, progress)
             if on_epoch is not None:
                 on_epoch(report)
-            if settings.early_stop_patience is not None and stale >= settings.early_stop_patience:
-                stopped_early = epoch < settings.epochs
-                break
-    outcome = FitOutcome(tuple(history), best_epoch, max(best_acc, 0.0), best_loss, stopped_early)
+    best_accuracy = max(progress.best_accuracy, 0.0)
+    outcome = FitOutcome(tuple(history), progress.best_epoch, best_accuracy, progress.best_loss, stopped_early)
     return outcome, best_state

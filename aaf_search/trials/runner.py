@@ -22,6 +22,7 @@ from aaf_search.activations import fused
 from aaf_search.atomic import write_atomically
 from aaf_search.config import PretrainConfig, TrialConfig, load_yaml, save_yaml
 from aaf_search.errors import UserError
+from aaf_search.trials.checkpoint import Checkpoint
 from aaf_search.trials.data import DataSplits, load_data
 from aaf_search.trials.loop import EpochCallback, FitSettings, evaluate, fit
 from aaf_search.trials.models import build_model, model_info
@@ -87,8 +88,17 @@ def run_trial(
     *,
     on_epoch: EpochCallback | None = None,
     out_dir: Path | str | None = None,
+    resumable: bool = False,
 ) -> TrialResult:
-    """Train ``config`` and return its result; the same config and seed give the same numbers on CPU."""
+    """Train ``config`` and return its result; the same config and seed give the same numbers on CPU.
+
+    ``resumable`` (with ``out_dir``): save the run's state there as it goes, and carry on from
+    the state found there (:mod:`aaf_search.trials.checkpoint`); an interrupted run called again ends
+    with the numbers of an uninterrupted one.
+    """
+    if resumable and out_dir is None:
+        raise ValueError("run_trial: resumable needs an out_dir to keep its checkpoint in")
+    checkpoint = Checkpoint.in_run_dir(out_dir, config.digest()) if resumable and out_dir is not None else None
     started = time.perf_counter()
     device = resolve_device(config.device)
     info = model_info(config.model)
@@ -115,7 +125,7 @@ def run_trial(
         augment=config.data.augment,
         early_stop_patience=config.early_stop_patience,
     )
-    outcome, best_state = fit(model, data, settings, on_epoch)
+    outcome, best_state = fit(model, data, settings, on_epoch, checkpoint)
     model.load_state_dict(best_state)
     _, test_acc = evaluate(model, data.test_x, data.test_y, config.precision)
     result = TrialResult(
@@ -136,6 +146,8 @@ def run_trial(
     )
     if out_dir is not None:
         save_run(Path(out_dir), config, model, result)
+    if checkpoint is not None:
+        checkpoint.remove()  # the run is complete in model.pt and metrics.csv
     return result
 
 

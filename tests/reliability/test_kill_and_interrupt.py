@@ -1,4 +1,5 @@
-"""A search killed with SIGKILL resumes where it was; one stopped with Ctrl-C says how to resume.
+"""A search killed with SIGKILL resumes where it was; one stopped with Ctrl-C says how to resume; a
+``train`` killed mid-run carries on from its checkpoint.
 
 Both run the real command line in a subprocess and signal it while a trial is training (a trial of 40
 DNN2 epochs on digits lasts a few seconds; the signal goes out once it has reported two epochs).
@@ -14,8 +15,10 @@ import pytest
 from faults import SPACE, Search, finished, running_mid_trial, search_command, search_fakes, trials, wait_until
 from optuna.trial import TrialState
 
+from aaf_search.config import TrialConfig, load_yaml, save_yaml
 from aaf_search.search import SearchSettings, run_search
 from aaf_search.search.study import INTERRUPTED_REASON
+from aaf_search.trials.checkpoint import Checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +86,34 @@ def test_ctrl_c_marks_the_running_trial_and_prints_the_resume_command(tmp_path: 
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == trial.user_attrs["fail_category"] == "interrupted"
     assert trial.user_attrs["epochs_run"] >= 2  # what it got to is kept
+
+
+def test_train_killed_mid_run_carries_on_to_the_uninterrupted_numbers(tmp_path: Path) -> None:
+    # A DNN2 of 200 epochs on digits: a few seconds, killed once its checkpoint holds epoch 5 or later
+    # (saved after epoch 1, then every dozen epochs or so: each save costs a fiftieth of the time between).
+    config = TrialConfig(model="dnn2", epochs=200, seed=3)
+    save_yaml("best.yaml", config)
+    command = ["aaf-search", "train", "--config", "best.yaml", "--threads", "1", "--out"]
+    checkpoint = Checkpoint.in_run_dir("cut", config.digest())
+
+    first = Search.start([*command, "cut"], tmp_path / "first.log")
+    wait_until(lambda: checkpoint.path.is_file() and checkpoint.epochs_done() >= 5, [first], "epoch 5 is saved")
+    first.signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    done = checkpoint.epochs_done()
+    assert 5 <= done < 200
+
+    second = Search.start([*command, "cut"], tmp_path / "second.log")  # the very same command
+    assert second.wait() == 0, second.output()
+    assert f"carrying on from the checkpoint in cut: {done} of 200 epochs done" in second.output()
+    whole = Search.start([*command, "whole"], tmp_path / "whole.log")
+    assert whole.wait() == 0, whole.output()
+
+    def metrics(run: str) -> list[list[str]]:  # every column but the epoch's wall time
+        rows = [line.split(",") for line in Path(run, "metrics.csv").read_text().splitlines()]
+        seconds = rows[0].index("epoch_seconds")
+        return [row[:seconds] + row[seconds + 1 :] for row in rows]
+
+    assert len(metrics("cut")) == 201 and metrics("cut") == metrics("whole")
+    assert load_yaml("cut/config.yaml")[1] == load_yaml("whole/config.yaml")[1]  # val and test accuracy, best epoch
+    assert not checkpoint.path.exists()

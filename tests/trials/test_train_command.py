@@ -13,6 +13,7 @@ import torch
 from aaf_search.cli import main
 from aaf_search.config import DataConfig, TrialConfig, load_yaml, save_yaml
 from aaf_search.trials import runner
+from aaf_search.trials.checkpoint import Checkpoint
 from aaf_search.trials.runner import run_trial
 
 
@@ -148,3 +149,34 @@ def test_an_unknown_dataset_is_refused_with_the_valid_names(capsys: pytest.Captu
         "aaf-search: error: unknown data set 'cifar11'; valid names: digits, mnist, fashion_mnist, cifar10"
     )
     assert not Path("run").exists()
+
+
+def test_train_interrupted_carries_on_from_its_checkpoint_when_run_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_yaml("best.yaml", TrialConfig(model="dnn2", epochs=4))
+
+    def save_then_stop_after_epoch_2(self: Checkpoint, state: Any, progress: Any) -> None:
+        self.save(state, progress)  # every epoch: these take milliseconds, which saves are spaced by
+        if progress.epochs_done == 2:
+            raise KeyboardInterrupt  # Ctrl-C once epoch 2 is safe on disk
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "save_if_due", save_then_stop_after_epoch_2)
+        assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 130
+    err = capsys.readouterr().err
+    assert "aaf-search: to resume, run the same command again: aaf-search train --config best.yaml" in err
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines[0] == "carrying on from the checkpoint in run: 2 of 4 epochs done"
+    assert [line[:11] for line in lines[1:]] == ["epoch   3/4", "epoch   4/4"]
+    assert "4 epochs (2 before the interruption) in " in out
+    assert [row.split(",")[0] for row in Path("run/metrics.csv").read_text().splitlines()] == [
+        "epoch",
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
+    assert not Path("run/checkpoint.pt").exists()

@@ -1,0 +1,152 @@
+"""A resumable run killed after an epoch carries on from its checkpoint to an uninterrupted run's numbers."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, TrialConfig
+from aaf_search.errors import UserError
+from aaf_search.trials import checkpoint as checkpoint_module
+from aaf_search.trials.checkpoint import CHECKPOINT_FILE, Checkpoint, FitProgress, TrainingState
+from aaf_search.trials.optim import build_optimisers
+from aaf_search.trials.report import EpochReport, TrialResult
+from aaf_search.trials.runner import run_trial
+
+# Everything a resumed run must restore: dropout (torch's random state), random translations (the
+# shuffling generator), Adam's moments, a cosine schedule, a trainable activation.
+CONFIG = TrialConfig(
+    model="kerasnet",
+    data=DataConfig(name="synthetic", augment=True, options={"shape": [3, 12, 12], "size": 96}),
+    plan=(PlanEntry("tag:conv", ActivationSpec("coslu")),),
+    optim=OptimConfig(name="adam", lr=0.003, schedule="cosine"),
+    epochs=4,
+    batch_size=16,
+    seed=5,
+)
+
+
+class Interrupt(Exception):
+    """Stands in for Ctrl-C or a killed process after an epoch's checkpoint was written."""
+
+
+def interrupt_after(epoch: int) -> object:
+    def on_epoch(report: EpochReport) -> None:
+        if report.epoch == epoch:
+            raise Interrupt
+
+    return on_epoch
+
+
+def numbers(result: TrialResult) -> list[tuple[float, ...]]:
+    """Every epoch's numbers but its wall time."""
+    return [(r.epoch, r.train_loss, r.val_loss, r.val_accuracy, r.lr) for r in result.history]
+
+
+@pytest.fixture
+def save_every_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Saves are spaced by what they cost (see the last test); these runs' epochs take milliseconds.
+    monkeypatch.setattr(checkpoint_module, "SAVE_TIME_SHARE", math.inf)
+
+
+@pytest.mark.usefixtures("save_every_epoch")
+def test_an_interrupted_run_carries_on_to_the_numbers_of_an_uninterrupted_one(tmp_path: Path) -> None:
+    whole = run_trial(CONFIG, out_dir=tmp_path / "whole")
+
+    with pytest.raises(Interrupt):
+        run_trial(CONFIG, out_dir=tmp_path / "cut", resumable=True, on_epoch=interrupt_after(2))
+    checkpoint = Checkpoint.in_run_dir(tmp_path / "cut", CONFIG.digest())
+    assert checkpoint.epochs_done() == 2
+    trained: list[int] = []
+    resumed = run_trial(CONFIG, out_dir=tmp_path / "cut", resumable=True, on_epoch=lambda r: trained.append(r.epoch))
+
+    assert trained == [3, 4]
+    assert numbers(resumed) == numbers(whole)  # epochs 1 and 2 come back from the checkpoint
+    assert (resumed.best_epoch, resumed.test_accuracy) == (whole.best_epoch, whole.test_accuracy)
+    weights = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
+    expected = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    assert weights.keys() == expected.keys()
+    assert all(torch.equal(weights[key], expected[key]) for key in expected)
+    assert not (tmp_path / "cut" / CHECKPOINT_FILE).exists()  # the finished run needs it no more
+
+
+@pytest.mark.usefixtures("save_every_epoch")
+def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path: Path) -> None:
+    with pytest.raises(Interrupt):
+        run_trial(CONFIG, out_dir=tmp_path, resumable=True, on_epoch=interrupt_after(1))
+    other = CONFIG.replace(seed=6, epochs=2)
+    assert Checkpoint.in_run_dir(tmp_path, other.digest()).epochs_done() == 0
+    trained: list[int] = []
+    result = run_trial(other, out_dir=tmp_path, resumable=True, on_epoch=lambda r: trained.append(r.epoch))
+    assert trained == [1, 2]
+    fresh = run_trial(other)
+    assert numbers(result) == numbers(fresh) and result.test_accuracy == fresh.test_accuracy
+
+
+def test_an_unreadable_checkpoint_is_named_with_the_way_out(tmp_path: Path) -> None:
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"checkpoint '.*checkpoint\.pt' cannot be read .*; delete it to train from"):
+        run_trial(CONFIG, out_dir=tmp_path, resumable=True)
+
+
+def _training_state(seed: int) -> TrainingState:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 2))
+    opts = build_optimisers(model, OptimConfig(name="adam"), epochs=3)
+    best = copy.deepcopy(model.state_dict())
+    return TrainingState(model, opts, torch.amp.GradScaler("cpu", enabled=False), torch.Generator(), best)
+
+
+@pytest.mark.parametrize("best_epoch", [1, 2])
+def test_the_best_epochs_weights_come_back_whether_or_not_the_last_epoch_was_the_best(
+    best_epoch: int, tmp_path: Path
+) -> None:
+    saved, restored = _training_state(1), _training_state(2)
+    with torch.no_grad():
+        for value in saved.best_state.values():
+            value.add_(1.0)  # the best epoch's weights: not the model's (unless epoch 2 was the best)
+    if best_epoch == 2:
+        saved.best_state.update({k: v.clone() for k, v in saved.model.state_dict().items()})
+    reports = [EpochReport(epoch, 1.0, 1.0, 0.5, 0.1, 0.001) for epoch in (1, 2)]
+    progress = FitProgress(
+        history=reports, best_accuracy=0.5, best_loss=1.0, best_epoch=best_epoch, stale=2 - best_epoch
+    )
+    checkpoint = Checkpoint(tmp_path / CHECKPOINT_FILE, "key")
+    checkpoint.save(saved, progress)
+
+    carried = FitProgress()
+    checkpoint.restore(restored, carried)
+    assert carried == progress
+    for key, value in saved.best_state.items():
+        assert torch.equal(restored.best_state[key], value)
+    for key, value in saved.model.state_dict().items():
+        assert torch.equal(restored.model.state_dict()[key], value)
+
+
+def test_saves_are_spaced_to_cost_at_most_two_percent_of_the_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(checkpoint_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    saved: list[int] = []
+
+    def take_half_a_second(self: Checkpoint, state: TrainingState, progress: FitProgress) -> None:
+        saved.append(progress.epochs_done)
+        clock[0] += 0.5
+
+    monkeypatch.setattr(Checkpoint, "save", take_half_a_second)
+    checkpoint = Checkpoint(tmp_path / CHECKPOINT_FILE, "key")
+    progress = FitProgress()
+    for epoch in range(1, 41):  # epochs of 2 s
+        progress.history.append(EpochReport(epoch, 1.0, 1.0, 0.5, 2.0, 0.001))
+        checkpoint.save_if_due(_training_state(0), progress)
+        clock[0] += 2.0
+    # A save of 0.5 s is due again 25 s after the last one began: at epoch 1 (t = 100), then the first
+    # epoch ending at or after 125 s (epoch 14, at 126.5 s), 151.5 s (27, at 153 s) and 178 s (40).
+    assert saved == [1, 14, 27, 40]
