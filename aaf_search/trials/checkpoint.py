@@ -66,7 +66,8 @@ class Checkpoint:
 
     path: Path
     key: str
-    _due: float = 0.0  # time.monotonic() from which the next save is due (the first epoch's at once)
+    # time.monotonic() from which the next save is due (the first epoch's at once)
+    _due: float = field(default=0.0, init=False, repr=False)
 
     @classmethod
     def in_run_dir(cls, run_dir: Path | str, key: str) -> Checkpoint:

@@ -50,20 +50,25 @@ def test_export_on_a_full_disk_keeps_the_previous_export(
     assert not list(Path().glob("*.tmp"))
 
 
-def test_train_on_a_full_disk_leaves_no_partial_weights(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("failing", ["checkpoint.pt", "model.pt"])
+def test_train_on_a_full_disk_leaves_no_partial_file(
+    failing: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     save_yaml("good.yaml", TrialConfig(model="dnn2", epochs=1))
+    save = torch.save
 
     def save_part_then_fail(obj: object, f: Any, *args: Any, **kwargs: Any) -> None:
+        if not Path(f).name.startswith(failing):
+            return save(obj, f, *args, **kwargs)
         Path(f).write_bytes(b"the first bytes of the weights")
         raise disk_full(Path(f))
 
     monkeypatch.setattr(torch, "save", save_part_then_fail)
     assert main(["train", "--config", "good.yaml", "--out", "run", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("aaf-search: error: no space left on the device writing 'run/model.pt.")
-    assert sorted(p.name for p in Path("run").iterdir()) == []  # no model.pt, no temporary file
+    assert err[-1].startswith(f"aaf-search: error: no space left on the device writing 'run/{failing}.")
+    # No partial file and no temporary one; the checkpoint of the unfinished run stays for the rerun.
+    assert sorted(p.name for p in Path("run").iterdir()) == ([] if failing == "checkpoint.pt" else ["checkpoint.pt"])
 
 
 def test_a_full_sqlite_storage_is_explained_through_the_exception_chain() -> None:
