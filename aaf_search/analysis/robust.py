@@ -20,6 +20,7 @@ The settings are :mod:`aaf_search.analysis.robust_settings`'s, the statistics an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import open_storage
 from aaf_search.search.study import count_finished, fail_interrupted, open_study, robust_name
 from aaf_search.spaces import SearchSpace, SpaceDefaults
+from aaf_search.trials.checkpoint import adopt_checkpoint
 
 BASELINE_LABEL = "baseline"
 
@@ -199,6 +201,19 @@ class RobustSession(SearchSession):
         failed = len(self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - self.failed_before
         return max(self.target - count_finished(self.study) - failed, 0)
 
+    def out_dir(self, number: int, config: TrialConfig) -> Path:
+        """Trial ``number``'s directory, holding the checkpoint an interrupted run of the same (config,
+        seed) left in its own, if one did: a seed run killed at epoch 150 of 200 carries on from there.
+
+        Only FAIL trials' directories are looked in: a RUNNING trial's checkpoint is a live run's.
+        """
+        path = self.trial_dir(number)
+        failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        epochs = adopt_checkpoint(path, config.digest(), (self.trial_dir(t.number) for t in failed))
+        if epochs:
+            self.progress.note(f"trial {number} carries on from epoch {epochs} of an interrupted run of its config")
+        return path
+
 
 @dataclass(frozen=True)
 class RobustOutcome:
@@ -320,4 +335,5 @@ def _run_queue(
 def _run_trial() -> TrialRunner:
     from aaf_search.trials.runner import run_trial
 
-    return run_trial
+    # Seed runs train the full budget, often the longest runs of a project: each keeps a checkpoint.
+    return functools.partial(run_trial, resumable=True)

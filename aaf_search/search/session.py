@@ -129,3 +129,8 @@ class SearchSession:
     def trial_dir(self, number: int) -> Path:
         """Where trial ``number`` writes its weights, config and metrics CSV."""
         return trial_dir(self.run_dir, number)
+
+    def out_dir(self, number: int, config: TrialConfig) -> Path:
+        """The directory the backends hand trial ``number`` (of ``config``) to write into: its
+        :meth:`trial_dir`, readied for the run (a session that resumes runs puts a checkpoint there)."""
+        return self.trial_dir(number)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,26 @@ class Checkpoint:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("key") != self.key:
             return None  # another config's (or another version's): the run starts over and replaces it
         return saved
+
+
+def adopt_checkpoint(run_dir: Path, key: str, earlier: Iterable[Path]) -> int:
+    """Move into ``run_dir`` the checkpoint of config ``key`` that one of the ``earlier`` run directories
+    holds (an interrupted run of the same config), so that a run there carries on from it; return the
+    epochs it holds (0: none found).
+
+    Only directories of runs that are over belong in ``earlier``: a live run's checkpoint is its own.
+    """
+    target = Checkpoint.in_run_dir(run_dir, key)
+    for directory in earlier:
+        found = Checkpoint.in_run_dir(directory, key)
+        if found.path == target.path or not found.path.is_file():
+            continue
+        epochs = found.epochs_done()
+        if epochs:
+            target.path.parent.mkdir(parents=True, exist_ok=True)
+            found.path.replace(target.path)
+            return epochs
+    return 0
 
 
 def _device(state: TrainingState) -> torch.device:

@@ -30,7 +30,8 @@ from aaf_search.search.ray_searcher import StudySearcher
 from aaf_search.search.session import SearchSession
 from aaf_search.search.storage import open_storage
 from aaf_search.search.study import running_trials
-from aaf_search.trials.report import TrialDiverged, TrialResult
+from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
+from aaf_search.trials.runner import run_trial
 
 STORAGE = "journal:runs/study.log"  # a journal file: several times faster than SQLite's commit per attr
 
@@ -313,3 +314,35 @@ def test_real_search_robust_then_resume(tmp_path: Path, capsys: pytest.CaptureFi
     again = pd.read_csv(tmp_path / "again" / "robust.csv")
     pd.testing.assert_frame_equal(again, table)
     print(out)  # the readable table, for the record (pytest -s shows it)
+
+
+@pytest.mark.slow  # real training: 3-epoch DNN2 runs on digits
+def test_an_interrupted_seed_run_carries_on_from_its_checkpoint(tmp_path: Path) -> None:
+    url = real_study(tmp_path)
+    settings = RobustSettings(storage=url, top_k=1, seeds=(7,), backend="local", out=tmp_path / "robust7", epochs=3)
+
+    def ctrl_c_after_epoch_1(config: TrialConfig, **kwargs: Any) -> TrialResult:
+        def on_epoch(report: EpochReport) -> None:
+            kwargs["on_epoch"](report)
+            raise KeyboardInterrupt  # the first run (the baseline under seed 7), once epoch 1 is saved
+
+        return run_trial(config, on_epoch=on_epoch, out_dir=kwargs["out_dir"], resumable=True)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_robust(settings, runner=ctrl_c_after_epoch_1, stream=io.StringIO())
+    stream = io.StringIO()
+    outcome = run_robust(settings, stream=stream)  # the same command again, with the real runner
+
+    # The companion holds the real study's 6 runs (seeds 1 and 2); seed 7's baseline is trial 6, then 7.
+    assert "trial 7 carries on from epoch 1 of an interrupted run of its config" in stream.getvalue()
+    trials = companion_trials(url, REAL_STUDY)[6:]
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    interrupted, carried_on = trials[0], trials[1]
+    assert carried_on.user_attrs["config"] == interrupted.user_attrs["config"]
+    config = TrialConfig.from_dict(carried_on.user_attrs["config"])
+    uninterrupted = run_trial(config)
+    assert carried_on.value == uninterrupted.val_accuracy
+    # It reported the epochs it trained; its history holds the checkpoint's too.
+    assert carried_on.intermediate_values == {r.epoch: r.val_accuracy for r in uninterrupted.history[1:]}
+    assert carried_on.user_attrs["history"] == [r.val_accuracy for r in uninterrupted.history]
+    assert outcome.ran == 2

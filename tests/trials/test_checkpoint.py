@@ -14,7 +14,7 @@ from torch import nn
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.trials import checkpoint as checkpoint_module
-from aaf_search.trials.checkpoint import CHECKPOINT_FILE, Checkpoint, FitProgress, TrainingState
+from aaf_search.trials.checkpoint import CHECKPOINT_FILE, Checkpoint, FitProgress, TrainingState, adopt_checkpoint
 from aaf_search.trials.optim import build_optimisers
 from aaf_search.trials.report import EpochReport, TrialResult
 from aaf_search.trials.runner import run_trial
@@ -150,3 +150,17 @@ def test_saves_are_spaced_to_cost_at_most_two_percent_of_the_time(
     # A save of 0.5 s is due again 25 s after the last one began: at epoch 1 (t = 100), then the first
     # epoch ending at or after 125 s (epoch 14, at 126.5 s), 151.5 s (27, at 153 s) and 178 s (40).
     assert saved == [1, 14, 27, 40]
+
+
+def test_a_run_takes_over_the_checkpoint_an_interrupted_run_of_its_config_left(tmp_path: Path) -> None:
+    progress = FitProgress(history=[EpochReport(1, 1.0, 1.0, 0.5, 0.1, 0.001)], best_epoch=1)
+    Checkpoint.in_run_dir(tmp_path / "0000", "other config").save(_training_state(0), progress)
+    Checkpoint.in_run_dir(tmp_path / "0001", "this config").save(_training_state(0), progress)
+    earlier = [tmp_path / "0000", tmp_path / "0001", tmp_path / "never ran"]
+
+    assert adopt_checkpoint(tmp_path / "0002", "this config", earlier) == 1
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob(CHECKPOINT_FILE)) == [
+        "0000/checkpoint.pt",  # another config's: left where it is
+        "0002/checkpoint.pt",  # moved, not copied: one run carries it on
+    ]
+    assert adopt_checkpoint(tmp_path / "0003", "this config", earlier) == 0
