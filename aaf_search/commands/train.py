@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="run directory (default aaf-runs/train/<config hash>[-threads<N>])"
     )
     parser.add_argument("--quiet", action="store_true", help="print only errors and the final result line")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="train from epoch 1 even when the run directory holds a checkpoint of this config (an interrupted run)",
+    )
 
 
 def default_run_dir(config: TrialConfig, threads: int | None) -> Path:
@@ -103,9 +108,15 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.trials.report import EpochReport
     from aaf_search.trials.runner import run_trial
 
-    resumed = Checkpoint.in_run_dir(out, config.digest()).epochs_done()
+    checkpoint = Checkpoint.in_run_dir(out, config.digest())
+    if args.restart:
+        checkpoint.remove()
+    resumed = checkpoint.epochs_done()
     if resumed and not args.quiet:
-        notes.append(f"carrying on from the checkpoint in {out}: {resumed} of {config.epochs} epochs done")
+        notes.append(
+            f"carrying on from the checkpoint in {out}: {resumed} of {config.epochs} epochs done "
+            "(--restart to start over)"
+        )
 
     # Shown with the first epoch, once the config's device and data proved usable: a refused config
     # leaves its one error line alone.

@@ -151,32 +151,46 @@ def test_an_unknown_dataset_is_refused_with_the_valid_names(capsys: pytest.Captu
     assert not Path("run").exists()
 
 
+def stop_after_epoch(epoch: int) -> Any:
+    """A stand-in for ``Checkpoint.save_if_due`` that saves every epoch (these take milliseconds, which
+    saves are spaced by), then stops the run with Ctrl-C once ``epoch`` is safe on disk."""
+
+    def save_then_stop(self: Checkpoint, state: Any, progress: Any) -> None:
+        self.save(state, progress)
+        if progress.epochs_done == epoch:
+            raise KeyboardInterrupt
+
+    return save_then_stop
+
+
 def test_train_interrupted_carries_on_from_its_checkpoint_when_run_again(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     save_yaml("best.yaml", TrialConfig(model="dnn2", epochs=4))
-
-    def save_then_stop_after_epoch_2(self: Checkpoint, state: Any, progress: Any) -> None:
-        self.save(state, progress)  # every epoch: these take milliseconds, which saves are spaced by
-        if progress.epochs_done == 2:
-            raise KeyboardInterrupt  # Ctrl-C once epoch 2 is safe on disk
-
     with monkeypatch.context() as patched:
-        patched.setattr(Checkpoint, "save_if_due", save_then_stop_after_epoch_2)
+        patched.setattr(Checkpoint, "save_if_due", stop_after_epoch(2))
         assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 130
     err = capsys.readouterr().err
     assert "aaf-search: to resume, run the same command again: aaf-search train --config best.yaml" in err
     assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 0
     out, err = capsys.readouterr()
     lines = err.splitlines()
-    assert lines[0] == "carrying on from the checkpoint in run: 2 of 4 epochs done"
+    assert lines[0] == "carrying on from the checkpoint in run: 2 of 4 epochs done (--restart to start over)"
     assert [line[:11] for line in lines[1:]] == ["epoch   3/4", "epoch   4/4"]
     assert "4 epochs (2 before the interruption) in " in out
-    assert [row.split(",")[0] for row in Path("run/metrics.csv").read_text().splitlines()] == [
-        "epoch",
-        "1",
-        "2",
-        "3",
-        "4",
-    ]
+    epochs = [row.split(",")[0] for row in Path("run/metrics.csv").read_text().splitlines()]
+    assert epochs == ["epoch", "1", "2", "3", "4"]
     assert not Path("run/checkpoint.pt").exists()
+
+
+def test_train_restart_starts_over_despite_a_checkpoint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_yaml("best.yaml", TrialConfig(model="dnn2", epochs=2))
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "save_if_due", stop_after_epoch(1))
+        assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 130
+    capsys.readouterr()
+    assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1", "--restart"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line[:11] for line in err] == ["epoch   1/2", "epoch   2/2"]
