@@ -22,7 +22,7 @@ from aaf_search.activations import fused
 from aaf_search.atomic import write_atomically
 from aaf_search.config import PretrainConfig, TrialConfig, load_yaml, save_yaml
 from aaf_search.errors import UserError
-from aaf_search.trials.checkpoint import Checkpoint
+from aaf_search.trials.checkpoint import CHECKPOINT_FILE, Checkpoint
 from aaf_search.trials.data import DataSplits, load_data
 from aaf_search.trials.loop import EpochCallback, FitSettings, evaluate, fit
 from aaf_search.trials.models import build_model, model_info
@@ -180,6 +180,11 @@ def load_run(run_dir: str | Path, *, device: str = "cpu") -> TrainedRun:
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
+        if (run_dir / CHECKPOINT_FILE).is_file():
+            raise UserError(
+                f"'{run_dir}' holds an interrupted run ({CHECKPOINT_FILE}, no weights yet); the command that "
+                "started it, run again, carries it on to the end"
+            )
         what = "does not exist" if not run_dir.exists() else "is not a run directory (it has no config.yaml)"
         raise UserError(f"'{run_dir}' {what}; runs are written by aaf-search train and, per trial, by a search")
     config, saved = load_yaml(run_dir / "config.yaml")

@@ -48,6 +48,11 @@ def test_a_run_without_weights_is_one_line(run_dir: tuple[Path, float], tmp_path
         load_run(tmp_path / "nothing")
     with pytest.raises(UserError, match=r"' is not a run directory \(it has no config.yaml\); runs are written"):
         load_run(tmp_path.parent)
+    interrupted = tmp_path / "interrupted"  # a resumable run cut off before its end: only its checkpoint
+    interrupted.mkdir()
+    (interrupted / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(UserError, match=r"holds an interrupted run \(checkpoint.pt, no weights yet\); the command"):
+        load_run(interrupted)
 
 
 def test_weights_of_another_model_are_refused(run_dir: tuple[Path, float], tmp_path: Path) -> None:
