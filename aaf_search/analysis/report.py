@@ -182,6 +182,8 @@ def _learned(
     """The curves the activations of ``trial`` learned, from its saved weights, or why there are none."""
     if runs is None:
         return [], "no run directory given to read trial weights from"
+    if not runs.is_dir():
+        return [], f"no run directory '{runs}' with the trials' weights (--runs names the search's)"
     if not belongs_to(runs, study):
         return [], f"run directory '{runs}' holds another study's trials"
     path = trial_dir(runs, trial.number)

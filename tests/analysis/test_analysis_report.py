@@ -109,6 +109,11 @@ def test_learned_activations_are_read_only_from_the_studys_own_run_directory() -
     assert main(["report", "--storage", "journal:runs/study.log", "--out", "report", "--runs", "other"]) == 0
     index = Path("report/index.md").read_text()
     assert "- learned: skipped, run directory 'other' holds another study's trials" in index
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report", "--runs", "nowhere"]) == 0
+    index = Path("report/index.md").read_text()
+    assert (
+        "- learned: skipped, no run directory 'nowhere' with the trials' weights (--runs names the search's)" in index
+    )
     # By default the search's own, aaf-runs/<study>, where the trial saved its weights.
     assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
     _assert_png([Path("report/learned.png")])
