@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,7 +37,7 @@ class Interrupt(Exception):
     """Stands in for Ctrl-C or a killed process after an epoch's checkpoint was written."""
 
 
-def interrupt_after(epoch: int) -> object:
+def interrupt_after(epoch: int) -> Callable[[EpochReport], None]:
     def on_epoch(report: EpochReport) -> None:
         if report.epoch == epoch:
             raise Interrupt
