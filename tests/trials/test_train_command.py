@@ -163,16 +163,24 @@ def stop_after_epoch(epoch: int) -> Any:
     return save_then_stop
 
 
+TRAIN = ["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]
+
+
+def train_until_ctrl_c(monkeypatch: pytest.MonkeyPatch, epochs: int, stop_after: int) -> None:
+    """``aaf-search train`` of a DNN2 for ``epochs``, stopped by Ctrl-C once epoch ``stop_after`` is saved."""
+    save_yaml("best.yaml", TrialConfig(model="dnn2", epochs=epochs))
+    with monkeypatch.context() as patched:
+        patched.setattr(Checkpoint, "save_if_due", stop_after_epoch(stop_after))
+        assert main(TRAIN) == 130
+
+
 def test_train_interrupted_carries_on_from_its_checkpoint_when_run_again(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    save_yaml("best.yaml", TrialConfig(model="dnn2", epochs=4))
-    with monkeypatch.context() as patched:
-        patched.setattr(Checkpoint, "save_if_due", stop_after_epoch(2))
-        assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 130
+    train_until_ctrl_c(monkeypatch, epochs=4, stop_after=2)
     err = capsys.readouterr().err
     assert "aaf-search: to resume, run the same command again: aaf-search train --config best.yaml" in err
-    assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 0
+    assert main(TRAIN) == 0
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert lines[0] == "carrying on from the checkpoint in run: 2 of 4 epochs done (--restart to start over)"
@@ -186,11 +194,8 @@ def test_train_interrupted_carries_on_from_its_checkpoint_when_run_again(
 def test_train_restart_starts_over_despite_a_checkpoint(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    save_yaml("best.yaml", TrialConfig(model="dnn2", epochs=2))
-    with monkeypatch.context() as patched:
-        patched.setattr(Checkpoint, "save_if_due", stop_after_epoch(1))
-        assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1"]) == 130
+    train_until_ctrl_c(monkeypatch, epochs=2, stop_after=1)
     capsys.readouterr()
-    assert main(["train", "--config", "best.yaml", "--out", "run", "--threads", "1", "--restart"]) == 0
+    assert main([*TRAIN, "--restart"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert [line[:11] for line in err] == ["epoch   1/2", "epoch   2/2"]
