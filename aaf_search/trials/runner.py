@@ -96,9 +96,11 @@ def run_trial(
     the state found there (:mod:`aaf_search.trials.checkpoint`); an interrupted run called again ends
     with the numbers of an uninterrupted one.
     """
-    if resumable and out_dir is None:
-        raise ValueError("run_trial: resumable needs an out_dir to keep its checkpoint in")
-    checkpoint = Checkpoint.in_run_dir(out_dir, config.digest()) if resumable and out_dir is not None else None
+    checkpoint = None
+    if resumable:
+        if out_dir is None:
+            raise ValueError("run_trial: resumable needs an out_dir to keep its checkpoint in")
+        checkpoint = Checkpoint.in_run_dir(out_dir, config.digest())
     started = time.perf_counter()
     device = resolve_device(config.device)
     info = model_info(config.model)
