@@ -25,3 +25,24 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
 def write_text_atomically(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` with :func:`write_atomically`."""
     write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_torch_atomically(path: Path, obj: object) -> None:
+    """``torch.save(obj)`` to ``path`` with :func:`write_atomically`, through a file Python opened.
+
+    Why not the path: given one, torch writes in C++, and a full disk comes out as a ``RuntimeError``
+    ("unexpected pos ...") that tells nothing; through a Python file it is the ``OSError`` (``ENOSPC``)
+    that the command line turns into its one-line advice. The error is given the file's name.
+    """
+    import torch  # here: this module is also used where torch is not imported
+
+    def write(tmp: Path) -> None:
+        try:
+            with tmp.open("wb") as file:
+                torch.save(obj, file)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(tmp)) from exc
+
+    write_atomically(path, write)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aaf_search.atomic import write_atomically
+from aaf_search.atomic import save_torch_atomically
 from aaf_search.errors import UserError
 from aaf_search.trials.optim import Optimisers
 from aaf_search.trials.report import EpochReport
@@ -120,7 +120,7 @@ class Checkpoint:
             "best_state": None if progress.best_epoch == progress.epochs_done else state.best_state,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path, lambda tmp: torch.save(content, tmp))
+        save_torch_atomically(self.path, content)
 
     def restore(self, state: TrainingState, progress: FitProgress) -> None:
         """Put the checkpoint's state into ``state`` and ``progress``; leave both alone when there is none."""

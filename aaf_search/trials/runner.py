@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from aaf_search.activations import fused
-from aaf_search.atomic import write_atomically
+from aaf_search.atomic import save_torch_atomically, write_atomically
 from aaf_search.config import PretrainConfig, TrialConfig, load_yaml, save_yaml
 from aaf_search.errors import UserError
 from aaf_search.trials.checkpoint import CHECKPOINT_FILE, Checkpoint
@@ -79,7 +79,7 @@ def pretrained_state(config: TrialConfig, pretrain: PretrainConfig, data: DataSp
     settings = FitSettings(pretrain.optim, pretrain.epochs, config.batch_size, pretrain.seed, config.precision)
     _, state = fit(model, data, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: torch.save(state, tmp))
+    save_torch_atomically(path, state)
     return state
 
 
@@ -211,7 +211,7 @@ METRIC_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch
 def save_run(out_dir: Path, config: TrialConfig, model: nn.Module, result: TrialResult) -> None:
     """Write the weights, the resolved config and one metrics row per epoch into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomically(out_dir / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
+    save_torch_atomically(out_dir / "model.pt", model.state_dict())
     save_yaml(
         out_dir / "config.yaml",
         config,
