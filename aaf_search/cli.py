@@ -100,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aaf-search: interrupted", file=sys.stderr)
         if verb in RESUMABLE:
-            again = " (add --retry-failed to rerun the interrupted trials)" if verb == "search" else ""
+            retry = verb == "search" and "--retry-failed" not in command_line
+            again = " (add --retry-failed to carry the interrupted trials on from their checkpoints)" if retry else ""
             resume = f"aaf-search: to resume, run the same command again: {shlex.join(command_line)}{again}"
             print(resume, file=sys.stderr)
         return 130

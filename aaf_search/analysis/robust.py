@@ -201,12 +201,13 @@ class RobustSession(SearchSession):
         failed = len(self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - self.failed_before
         return max(self.target - count_finished(self.study) - failed, 0)
 
-    def out_dir(self, number: int, config: TrialConfig) -> Path:
-        """Trial ``number``'s directory, holding the checkpoint an interrupted run of the same (config,
-        seed) left in its own, if one did: a seed run killed at epoch 150 of 200 carries on from there.
+    def out_dir(self, trial: optuna.Trial, config: TrialConfig) -> Path:
+        """``trial``'s directory, holding the checkpoint an interrupted run of the same (config, seed)
+        left in its own, if one did: a seed run killed at epoch 150 of 200 carries on from there.
 
         Only FAIL trials' directories are looked in: a RUNNING trial's checkpoint is a live run's.
         """
+        number = trial.number
         path = self.trial_dir(number)
         failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         epochs = adopt_checkpoint(path, config.digest(), (self.trial_dir(t.number) for t in failed))

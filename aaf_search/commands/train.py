@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     def show(report: EpochReport) -> None:
         while notes:
             print(notes.pop(0), file=sys.stderr)
-        if not args.quiet:
+        if not args.quiet and report.epoch > resumed:  # the checkpoint's epochs were shown when they ran
             print(
                 f"epoch {report.epoch:>3}/{config.epochs}  train loss {report.train_loss:.4f}  "
                 f"val loss {report.val_loss:.4f}  val acc {report.val_accuracy:.4f}  {report.epoch_seconds:.2f}s",

@@ -6,6 +6,7 @@ leaves an existing study exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -276,4 +277,6 @@ def _run_trial() -> TrialRunner:
     # Imported here: the training stack (torchvision, data sets) is only needed once trials run.
     from aaf_search.trials.runner import run_trial
 
-    return run_trial
+    # Each trial keeps a checkpoint (at most 2 % of its time), so that --retry-failed carries an
+    # interrupted one on instead of training it from epoch 0 again.
+    return functools.partial(run_trial, resumable=True)

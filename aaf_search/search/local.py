@@ -133,7 +133,7 @@ def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
             raise optuna.TrialPruned(f"pruned after epoch {report.epoch}")
 
     try:
-        result = session.runner(config, on_epoch=on_epoch, out_dir=session.out_dir(trial.number, config))
+        result = session.runner(config, on_epoch=on_epoch, out_dir=session.out_dir(trial, config))
     except optuna.TrialPruned:
         recorder.pruned(trial, history)
         raise

@@ -116,7 +116,7 @@ class StudySearcher(Searcher):
         return {
             wire.CONFIG_KEY: config.to_dict(),
             wire.NUMBER_KEY: trial.number,
-            wire.OUT_DIR_KEY: str(self.session.out_dir(trial.number, config).resolve()),
+            wire.OUT_DIR_KEY: str(self.session.out_dir(trial, config).resolve()),
             wire.THREADS_KEY: self.threads,
             wire.WORKDIR_KEY: str(self.workdir),
         }

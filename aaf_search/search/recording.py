@@ -169,8 +169,12 @@ class TrialRecorder:
         return config
 
     def configure(self, trial: optuna.Trial) -> tuple[TrialConfig, dict[str, Any]]:
-        """Sample the trial's config and give it the per-trial seed; the config and the attrs that describe it."""
-        seed = trial_seed(self.study_seed, trial.number)
+        """Sample the trial's config and give it the per-trial seed; the config and the attrs that describe it.
+
+        A trial enqueued with a seed (the retry of an interrupted trial) keeps it.
+        """
+        enqueued_seed = trial.user_attrs.get(ATTR_SEED)
+        seed = trial_seed(self.study_seed, trial.number) if enqueued_seed is None else int(enqueued_seed)
         # A user's space that raises is the user's one-line error (SpaceError), as in the pre-flight.
         config = sample_once(self.space, trial, self.defaults).replace(seed=seed)
         return config, {ATTR_SPACE: self.space.name, ATTR_SEED: seed, ATTR_CONFIG: config.to_dict()}

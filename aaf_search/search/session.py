@@ -16,7 +16,7 @@ from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import SURPLUS, SURPLUS_PREFIX, TrialRecorder, stored_category
 from aaf_search.search.rundir import trial_dir
 from aaf_search.search.settings import Resources
-from aaf_search.search.study import FINISHED, count_finished
+from aaf_search.search.study import ATTR_RETRY_OF, FINISHED, count_finished
 from aaf_search.trials.report import EpochReport, TrialResult
 
 
@@ -130,7 +130,19 @@ class SearchSession:
         """Where trial ``number`` writes its weights, config and metrics CSV."""
         return trial_dir(self.run_dir, number)
 
-    def out_dir(self, number: int, config: TrialConfig) -> Path:
-        """The directory the backends hand trial ``number`` (of ``config``) to write into: its
-        :meth:`trial_dir`, readied for the run (a session that resumes runs puts a checkpoint there)."""
-        return self.trial_dir(number)
+    def out_dir(self, trial: optuna.Trial, config: TrialConfig) -> Path:
+        """The directory the backends hand ``trial`` (of ``config``) to write into: its :meth:`trial_dir`,
+        holding the checkpoint of the interrupted trial it retries, if that one left one: a trial killed at
+        epoch 150 of 200 carries on from there (the retry has its config and seed, see
+        :func:`~aaf_search.search.study.retry_interrupted`)."""
+        path = self.trial_dir(trial.number)
+        retry_of = trial.user_attrs.get(ATTR_RETRY_OF)
+        if retry_of is not None:
+            from aaf_search.trials.checkpoint import adopt_checkpoint  # torch: imported where trials train
+
+            epochs = adopt_checkpoint(path, config.digest(), [self.trial_dir(int(retry_of))])
+            if epochs:
+                self.progress.note(
+                    f"trial {trial.number} carries on from epoch {epochs} of interrupted trial {retry_of}"
+                )
+        return path

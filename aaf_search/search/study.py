@@ -26,6 +26,7 @@ from aaf_search.search.liveness import is_stale
 from aaf_search.search.recording import (
     ATTR_FAIL_CATEGORY,
     ATTR_FAIL_REASON,
+    ATTR_SEED,
     INTERRUPTED,
     INTERRUPTED_REASON,
     stored_category,
@@ -284,7 +285,9 @@ def was_interrupted(trial: FrozenTrial) -> bool:
 def retry_interrupted(study: optuna.Study) -> list[int]:
     """Enqueue again the parameters of every interrupted trial not yet retried; return their numbers.
 
-    The new trial records ``retry_of``, which is how a later ``--retry-failed`` knows not to retry twice.
+    The new trial records ``retry_of``, which is how a later ``--retry-failed`` knows not to retry twice,
+    and takes the interrupted trial's training seed: with the same config it carries on from the
+    checkpoint the interrupted run left (see ``SearchSession.out_dir``).
     Trials that failed for a reason of their own (a diverged loss) are not retried: they would fail again.
     """
     trials = study.get_trials(deepcopy=False)
@@ -292,7 +295,8 @@ def retry_interrupted(study: optuna.Study) -> list[int]:
     numbers = []
     for trial in trials:
         if was_interrupted(trial) and trial.number not in retried:
-            study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
+            seed = {ATTR_SEED: trial.user_attrs[ATTR_SEED]} if ATTR_SEED in trial.user_attrs else {}
+            study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number, **seed})
             numbers.append(trial.number)
     return numbers
 

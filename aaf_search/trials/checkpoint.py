@@ -2,11 +2,13 @@
 
 ``aaf-search train`` of a 200-epoch winner killed at epoch 150 (Ctrl-C, a preempted GPU node, a full
 disk) starts again at epoch 151 when the same command runs again, and ends with the numbers the
-uninterrupted run would have reached: the checkpoint holds the weights, every optimiser's and
+uninterrupted run would have reached; so do a search's trials retried with ``--retry-failed`` and
+``robust``'s seed runs. The checkpoint holds the weights, every optimiser's and
 scheduler's state, the loss scaler, the shuffling generator and torch's random state (dropout), the
 epochs reported so far and the best epoch's weights. It is written atomically (complete or absent, never
 half a file) after the first epoch and then as often as costs at most 2 % of the training time
-(:meth:`Checkpoint.save_if_due`), and deleted once the run's ``model.pt`` and metrics are written.
+(:meth:`Checkpoint.save_if_due`), and deleted once the run's ``model.pt`` and metrics are written (or as
+soon as the run ends another way: pruned, diverged, failed).
 
 A checkpoint belongs to one config (its digest): one left by another config in the directory is not
 resumed, and the first epoch of the new run replaces it.

@@ -55,6 +55,7 @@ class FitOutcome:
     best_val_accuracy: float
     best_val_loss: float
     stopped_early: bool
+    resumed_epochs: int = 0  # of ``history``, the first ones, which a checkpoint held
 
 
 def autocast_context(device: torch.device, precision: str) -> AbstractContextManager[object]:
@@ -189,7 +190,8 @@ def fit(
     Returns the outcome and the state dict of the best validation epoch (the model is left with the
     weights of the last epoch run). Raises :class:`TrialDiverged` on a non-finite loss or parameter.
     With ``checkpoint``, the run carries on from the epochs it holds, and saves its state there as it
-    goes (``on_epoch`` sees only the epochs this call trains).
+    goes. ``on_epoch`` sees every epoch of the run: those a checkpoint holds first, at once, so that
+    what it records (a pruner's intermediate values, a trial's history) is the uninterrupted run's.
     """
     device = data.train_x.device
     tune_malloc()
@@ -207,6 +209,10 @@ def fit(
     if checkpoint is not None:
         checkpoint.restore(state, progress)
     history = progress.history
+    resumed_epochs = progress.epochs_done
+    if on_epoch is not None:
+        for report in tuple(history):
+            on_epoch(report)
     stopped_early = False
     # Fused kernels only where their compilation pays off over this run (see fused.trial_plan).
     with fused.trial_plan(model, data.train_x[: settings.batch_size], planned_steps(len(data.train_x), settings, opts)):
@@ -251,10 +257,12 @@ def fit(
                     best_state[key].copy_(value)
             else:
                 progress.stale += 1
-            if checkpoint is not None:
+            if checkpoint is not None and epoch < settings.epochs:  # after the last, the run is written whole
                 checkpoint.save_if_due(state, progress)
             if on_epoch is not None:
                 on_epoch(report)
     best_accuracy = max(progress.best_accuracy, 0.0)
-    outcome = FitOutcome(tuple(history), progress.best_epoch, best_accuracy, progress.best_loss, stopped_early)
+    outcome = FitOutcome(
+        tuple(history), progress.best_epoch, best_accuracy, progress.best_loss, stopped_early, resumed_epochs
+    )
     return outcome, best_state

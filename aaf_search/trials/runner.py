@@ -93,8 +93,10 @@ def run_trial(
     """Train ``config`` and return its result; the same config and seed give the same numbers on CPU.
 
     ``resumable`` (with ``out_dir``): save the run's state there as it goes, and carry on from
-    the state found there (:mod:`aaf_search.trials.checkpoint`); an interrupted run called again ends
-    with the numbers of an uninterrupted one.
+    the state found there (:mod:`aaf_search.trials.checkpoint`); a run interrupted by Ctrl-C or a kill,
+    called again, ends with the numbers of an uninterrupted one (so does one stopped by an ``OSError``,
+    a full disk, once it is mended). A run that ends otherwise (completed, pruned, diverged, failed)
+    leaves no checkpoint.
     """
     checkpoint = None
     if resumable:
@@ -127,7 +129,16 @@ def run_trial(
         augment=config.data.augment,
         early_stop_patience=config.early_stop_patience,
     )
-    outcome, best_state = fit(model, data, settings, on_epoch, checkpoint)
+    try:
+        outcome, best_state = fit(model, data, settings, on_epoch, checkpoint)
+    except (KeyboardInterrupt, OSError):
+        raise  # Ctrl-C, or the environment (a full disk, a lost mount): the rerun carries on from the checkpoint
+    except BaseException:
+        # Pruned (an exception from on_epoch, or a Ray worker's SystemExit), diverged or failed: a rerun
+        # would end the same way, and a checkpoint left in each such trial's directory would fill the disk.
+        if checkpoint is not None:
+            checkpoint.remove()
+        raise
     model.load_state_dict(best_state)
     _, test_acc = evaluate(model, data.test_x, data.test_y, config.precision)
     result = TrialResult(
@@ -139,7 +150,8 @@ def run_trial(
         param_count=sum(p.numel() for p in model.parameters()),
         activation_param_count=sum(p.numel() for p in activation_parameters(model)),
         device=str(device),
-        seconds=time.perf_counter() - started,
+        # A resumed run's time includes its earlier sessions' epochs (not what they lost to the interruption).
+        seconds=time.perf_counter() - started + sum(r.epoch_seconds for r in outcome.history[: outcome.resumed_epochs]),
         stopped_early=outcome.stopped_early,
         history=outcome.history,
         extra=extra,

@@ -8,17 +8,20 @@ DNN2 epochs on digits lasts a few seconds; the signal goes out once it has repor
 from __future__ import annotations
 
 import io
+import re
 import signal
 from pathlib import Path
 
 import pytest
-from faults import SPACE, Search, finished, running_mid_trial, search_command, search_fakes, trials, wait_until
+import torch
+from faults import SPACE, STUDY, Search, finished, running_mid_trial, search_command, search_fakes, trials, wait_until
 from optuna.trial import TrialState
 
 from aaf_search.config import TrialConfig, load_yaml, save_yaml
 from aaf_search.search import SearchSettings, run_search
 from aaf_search.search.study import INTERRUPTED_REASON
 from aaf_search.trials.checkpoint import Checkpoint
+from aaf_search.trials.runner import run_trial
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +55,24 @@ def test_sigkill_mid_trial_then_the_same_command_resumes(tmp_path: Path) -> None
     assert retry.user_attrs["retry_of"] == 1 and retry.params == killed.params
     assert [t.number for t in finished(after)] == [0, 2, 3]  # --trials 3 finished trials, no more
 
+    # The retry trained on from the killed trial's checkpoint, with its seed, to an uninterrupted run's
+    # numbers; the pruner's record (the intermediate values) holds every epoch, the carried ones too.
+    carried = re.search(r"trial 2 carries on from epoch (\d+) of interrupted trial 1", second.output())
+    assert carried is not None, second.output()
+    assert 1 <= int(carried.group(1)) < 40
+    assert retry.user_attrs["seed"] == killed.user_attrs["seed"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(retry.user_attrs["cpu_threads"])  # the thread count changes the last digits
+    try:
+        whole = run_trial(TrialConfig.from_dict(retry.user_attrs["config"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert retry.value == whole.val_accuracy and retry.user_attrs["test_accuracy"] == whole.test_accuracy
+    assert retry.intermediate_values == {r.epoch: r.val_accuracy for r in whole.history}
+    trial_dirs = sorted(Path("aaf-runs", STUDY, "trials").iterdir())
+    assert [d.name for d in trial_dirs if (d / "model.pt").is_file()] == ["0000", "0002", "0003"]
+    assert not [d for d in trial_dirs if (d / "checkpoint.pt").exists()]  # adopted by the retry, then removed
+
     # Once more (in this process, with a runner that records what it is asked to train): nothing is left.
     runner = search_fakes().FakeRunner()
     settings = SearchSettings(
@@ -80,7 +101,10 @@ def test_ctrl_c_marks_the_running_trial_and_prints_the_resume_command(tmp_path: 
     assert "Traceback" not in output
     assert "interrupted: the running trial was marked FAIL (interrupted)" in output
     resume = "aaf-search: to resume, run the same command again: " + " ".join(command)
-    assert resume + " (add --retry-failed to rerun the interrupted trials)" in output.splitlines()
+    assert (
+        resume + " (add --retry-failed to carry the interrupted trials on from their checkpoints)"
+        in output.splitlines()
+    )
 
     (trial,) = trials(STORAGE)
     assert trial.state == TrialState.FAIL

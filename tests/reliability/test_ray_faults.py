@@ -8,6 +8,7 @@ that which trial the fault hits is known.
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def test_sigkill_of_the_ray_driver_then_the_same_command_resumes(tmp_path: Path)
     assert after[1].user_attrs["fail_reason"] == INTERRUPTED_REASON
     assert after[2].user_attrs["retry_of"] == 1 and after[2].params == after[1].params
     assert len(finished(after)) == 2
+    # The retry took the killed trial's seed and checkpoint, on a Ray worker as with the local backend.
+    assert after[2].user_attrs["seed"] == after[1].user_attrs["seed"]
+    assert re.search(r"trial 2 carries on from epoch \d+ of interrupted trial 1", second.output()), second.output()
+    assert sorted(after[2].intermediate_values) == list(range(1, 121))
 
 
 def test_a_killed_ray_worker_fails_its_trial_and_the_search_completes(tmp_path: Path) -> None:

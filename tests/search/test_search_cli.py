@@ -206,3 +206,23 @@ def test_search_end_to_end_on_digits(odd_pruner: str, capsys: pytest.CaptureFixt
     config, meta = load_yaml("aaf-runs/trainable_zoo/best.yaml")
     assert meta["cpu_threads"] == study.best_trial.user_attrs["cpu_threads"] == torch.get_num_threads()
     assert run_trial(config).val_accuracy == meta["score"] == study.best_value
+
+
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        ([], " (add --retry-failed to carry the interrupted trials on from their checkpoints)"),
+        (["--retry-failed"], ""),  # the command already retries them
+    ],
+)
+def test_ctrl_c_prints_the_command_that_resumes_the_search(
+    options: list[str], hint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("aaf_search.search.run_search", ctrl_c)
+    command = ["--space", "trainable_zoo", "--storage", STORAGE, *options]
+    assert main(command) == 130
+    resume = "aaf-search: to resume, run the same command again: aaf-search " + " ".join(command)
+    assert capsys.readouterr().err.splitlines()[-1] == resume + hint

@@ -137,6 +137,7 @@ def test_interrupted_trials_are_failed_and_retried() -> None:
     CATALOG["trainable_zoo"].sample(killed)
     # ... and its owner, a process that is gone (this pid, but another start time: the pid was recycled).
     killed.set_user_attr(ATTR_OWNER, {**owner_record(), "started": -1})
+    killed.set_user_attr("seed", 1234)
     stream = io.StringIO()
 
     runner = FakeRunner()
@@ -150,6 +151,8 @@ def test_interrupted_trials_are_failed_and_retried() -> None:
     run_search(settings(trials=3, pruner="none", retry_failed=True), runner=retried)
     again = study.trials[3]
     assert again.user_attrs["retry_of"] == 1
+    # The interrupted trial's seed, so that its checkpoint (of the same config) is carried on
+    assert again.user_attrs["seed"] == 1234 and retried.configs[0].seed == 1234
     assert again.params == trial.params and again.state == TrialState.COMPLETE
     run_search(settings(trials=4, pruner="none", retry_failed=True), runner=FakeRunner())
     assert [t.user_attrs.get("retry_of") for t in study.trials] == [None, None, None, 1, None]

@@ -33,14 +33,18 @@ CONFIG = TrialConfig(
 )
 
 
-class Interrupt(Exception):
-    """Stands in for Ctrl-C or a killed process after an epoch's checkpoint was written."""
+class Interrupt(KeyboardInterrupt):
+    """Ctrl-C (or, as far as the checkpoint goes, a killed process) after an epoch's checkpoint was written."""
 
 
-def interrupt_after(epoch: int) -> Callable[[EpochReport], None]:
+class Pruned(Exception):
+    """What a pruner's callback raises: the run ends for good."""
+
+
+def interrupt_after(epoch: int, error: type[BaseException] = Interrupt) -> Callable[[EpochReport], None]:
     def on_epoch(report: EpochReport) -> None:
         if report.epoch == epoch:
-            raise Interrupt
+            raise error
 
     return on_epoch
 
@@ -64,11 +68,13 @@ def test_an_interrupted_run_carries_on_to_the_numbers_of_an_uninterrupted_one(tm
         run_trial(CONFIG, out_dir=tmp_path / "cut", resumable=True, on_epoch=interrupt_after(2))
     checkpoint = Checkpoint.in_run_dir(tmp_path / "cut", CONFIG.digest())
     assert checkpoint.epochs_done() == 2
-    trained: list[int] = []
-    resumed = run_trial(CONFIG, out_dir=tmp_path / "cut", resumable=True, on_epoch=lambda r: trained.append(r.epoch))
+    seen: list[EpochReport] = []
+    resumed = run_trial(CONFIG, out_dir=tmp_path / "cut", resumable=True, on_epoch=seen.append)
 
-    assert trained == [3, 4]
+    # on_epoch sees the checkpoint's epochs first, then those trained now: the whole run, as a pruner must
+    assert [report.epoch for report in seen] == [1, 2, 3, 4] and tuple(seen) == resumed.history
     assert numbers(resumed) == numbers(whole)  # epochs 1 and 2 come back from the checkpoint
+    assert resumed.seconds > sum(report.epoch_seconds for report in resumed.history)  # the earlier epochs count
     assert (resumed.best_epoch, resumed.test_accuracy) == (whole.best_epoch, whole.test_accuracy)
     weights = torch.load(tmp_path / "cut" / "model.pt", weights_only=True)
     expected = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
@@ -85,9 +91,29 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path: Path) -> None:
     assert Checkpoint.in_run_dir(tmp_path, other.digest()).epochs_done() == 0
     trained: list[int] = []
     result = run_trial(other, out_dir=tmp_path, resumable=True, on_epoch=lambda r: trained.append(r.epoch))
-    assert trained == [1, 2]
+    assert trained == [1, 2]  # none replayed: the checkpoint was another config's
     fresh = run_trial(other)
     assert numbers(result) == numbers(fresh) and result.test_accuracy == fresh.test_accuracy
+
+
+@pytest.mark.usefixtures("save_every_epoch")
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (Interrupt, True),  # Ctrl-C: run again, it carries on
+        (OSError, True),  # a full disk: once there is space, it carries on
+        (Pruned, False),  # the local backend's pruner: the run ends for good
+        (SystemExit, False),  # how Ray stops a pruned trial's worker thread
+        (RuntimeError, False),  # a failure of the run's own: a rerun would fail the same way
+    ],
+)
+def test_a_checkpoint_stays_only_for_a_run_that_can_carry_on(
+    error: type[BaseException], kept: bool, tmp_path: Path
+) -> None:
+    with pytest.raises(error):
+        run_trial(CONFIG, out_dir=tmp_path, resumable=True, on_epoch=interrupt_after(2, error))
+    assert Checkpoint.in_run_dir(tmp_path, CONFIG.digest()).epochs_done() == (2 if kept else 0)
+    assert (tmp_path / CHECKPOINT_FILE).exists() == kept  # none left to fill the disk
 
 
 def test_an_unreadable_checkpoint_is_named_with_the_way_out(tmp_path: Path) -> None:
