@@ -46,7 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--out", type=Path, help="run directory for trial outputs and best.yaml (default: aaf-runs/<study>)")
     add("--objectives", default="accuracy", help=f"comma-separated, accuracy first: {', '.join(OBJECTIVES)}")
-    add("--retry-failed", action="store_true", help="run again the parameters of trials an interrupted run left")
+    add(
+        "--retry-failed",
+        action="store_true",
+        help="run trials that were cut off (by a killed or interrupted search, a dead Ray worker) again, "
+        "carrying each on from its checkpoint",
+    )
     add(
         "--timeout",
         type=_duration,

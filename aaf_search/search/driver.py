@@ -49,7 +49,7 @@ from aaf_search.search.study import (
     fail_interrupted,
     live_trials,
     load_session,
-    retry_interrupted,
+    retry_cut_off,
     running_trials,
 )
 from aaf_search.spaces import SearchSpace, resolve_space
@@ -141,9 +141,9 @@ def run_search(
         owners = ", ".join(sorted({describe(t.user_attrs.get(ATTR_OWNER)) for t in others}))
         print(f"note: {len(others)} trial(s) of study '{name}' are running in other processes ({owners})", file=stream)
     if settings.retry_failed:
-        retried = retry_interrupted(study)
+        retried = retry_cut_off(study)
         if retried:
-            print(f"note: retrying the parameters of interrupted trial(s) {retried}", file=stream)
+            print(f"note: retrying the parameters of cut-off trial(s) {retried}", file=stream)
     if enqueued:
         added = enqueue_points(study, enqueued)
         known = f" ({len(enqueued) - added} already in the study)" if added < len(enqueued) else ""
@@ -170,6 +170,7 @@ def run_search(
         resources=settings.resources,
         shared=shared,
         timeout=settings.timeout,
+        retry_failed=settings.retry_failed,
     )
     try:
         backend.run(session)

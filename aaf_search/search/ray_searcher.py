@@ -35,8 +35,9 @@ from aaf_search import activations
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search import ray_trainable as wire
-from aaf_search.search.recording import ERROR, INTERRUPTED, SURPLUS, NotFinite, failure_category
+from aaf_search.search.recording import ERROR, INTERRUPTED, SURPLUS, WORKER, NotFinite, failure_category
 from aaf_search.search.session import FailureStreak, SearchSession
+from aaf_search.search.study import enqueue_retry, was_cut_off
 from aaf_search.trials.data import get_dataset
 from aaf_search.trials.models import model_info
 from aaf_search.trials.report import EpochReport, TrialResult
@@ -218,6 +219,11 @@ class StudySearcher(Searcher):
         frozen = self.session.study.tell(running.trial, state=TrialState.FAIL)
         if note:
             self.session.progress.note(f"trial {running.trial.number} failed: {reason}")
+        if category == WORKER and self.session.retry_failed and was_cut_off(frozen):
+            # A worker that died (a lost node, say) cut the trial off: with --retry-failed its parameters run
+            # again in this search, and carry on from its checkpoint, as those of a killed search do.
+            enqueue_retry(self.session.study, frozen)
+            self.session.progress.note(f"trial {frozen.number} runs again (--retry-failed)")
         self._ended(frozen)
 
     def _ended(self, frozen: FrozenTrial) -> None:

@@ -78,6 +78,7 @@ class SearchSession:
     resources: Resources
     shared: bool = False  # other processes may search the study too (a journal file or an RDB server)
     timeout: float | None = None  # seconds, on the progress line's clock, after which no trial starts
+    retry_failed: bool = False  # run a trial whose Ray worker died again at once (see study.was_cut_off)
     gave_up: bool = False  # the backend stopped on a failure streak, short of the target
     timed_out: bool = False  # the backend stopped starting trials because the timeout passed
 
@@ -134,7 +135,7 @@ class SearchSession:
         """The directory the backends hand ``trial`` (of ``config``) to write into: its :meth:`trial_dir`,
         holding the checkpoint of the interrupted trial it retries, if that one left one: a trial killed at
         epoch 150 of 200 carries on from there (the retry has its config and seed, see
-        :func:`~aaf_search.search.study.retry_interrupted`)."""
+        :func:`~aaf_search.search.study.enqueue_retry`)."""
         path = self.trial_dir(trial.number)
         retry_of = trial.user_attrs.get(ATTR_RETRY_OF)
         if retry_of is not None:

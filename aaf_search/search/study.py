@@ -29,6 +29,7 @@ from aaf_search.search.recording import (
     ATTR_SEED,
     INTERRUPTED,
     INTERRUPTED_REASON,
+    WORKER,
     stored_category,
 )
 
@@ -277,26 +278,40 @@ def fail_interrupted(study: optuna.Study, storage: BaseStorage) -> list[FrozenTr
     return stale
 
 
-def was_interrupted(trial: FrozenTrial) -> bool:
-    """A FAIL trial that a kill or Ctrl-C stopped (not one that failed for a reason of its own)."""
-    return trial.state == TrialState.FAIL and stored_category(trial) == INTERRUPTED
+RETRIED_CATEGORIES = (INTERRUPTED, WORKER)
+"""Failures that came from outside the trial (Ctrl-C, a killed search, a Ray worker that died, say with its
+node): ``--retry-failed`` runs such a trial's parameters again. A trial that failed for a reason of its own
+(a diverged loss, an error) would fail the same way, and is not retried."""
 
 
-def retry_interrupted(study: optuna.Study) -> list[int]:
-    """Enqueue again the parameters of every interrupted trial not yet retried; return their numbers.
+def was_cut_off(trial: FrozenTrial) -> bool:
+    """A FAIL trial that something outside it stopped, and that may run again.
 
-    The new trial records ``retry_of``, which is how a later ``--retry-failed`` knows not to retry twice,
-    and takes the interrupted trial's training seed: with the same config it carries on from the
-    checkpoint the interrupted run left (see ``SearchSession.out_dir``).
-    Trials that failed for a reason of their own (a diverged loss) are not retried: they would fail again.
+    A retry whose worker died as well is not: a config that kills its worker (a segfault, the OOM killer)
+    is run twice, not forever.
     """
+    category = stored_category(trial) if trial.state == TrialState.FAIL else None
+    if category == WORKER:
+        return ATTR_RETRY_OF not in trial.user_attrs
+    return category == INTERRUPTED
+
+
+def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Enqueue ``trial``'s parameters again, as its retry: the new trial records ``retry_of`` (so that it
+    is retried once) and takes ``trial``'s training seed, so that with the same config it carries on from
+    the checkpoint ``trial`` left (see ``SearchSession.out_dir``)."""
+    seed = {ATTR_SEED: trial.user_attrs[ATTR_SEED]} if ATTR_SEED in trial.user_attrs else {}
+    study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number, **seed})
+
+
+def retry_cut_off(study: optuna.Study) -> list[int]:
+    """Enqueue again (:func:`enqueue_retry`) every trial :func:`was_cut_off` not yet retried; their numbers."""
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
     numbers = []
     for trial in trials:
-        if was_interrupted(trial) and trial.number not in retried:
-            seed = {ATTR_SEED: trial.user_attrs[ATTR_SEED]} if ATTR_SEED in trial.user_attrs else {}
-            study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number, **seed})
+        if was_cut_off(trial) and trial.number not in retried:
+            enqueue_retry(study, trial)
             numbers.append(trial.number)
     return numbers
 

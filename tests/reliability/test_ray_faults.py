@@ -75,11 +75,12 @@ def test_sigkill_of_the_ray_driver_then_the_same_command_resumes(tmp_path: Path)
     assert sorted(after[2].intermediate_values) == list(range(1, 121))
 
 
-def test_a_killed_ray_worker_fails_its_trial_and_the_search_completes(tmp_path: Path) -> None:
+def test_a_killed_ray_worker_fails_its_trial_which_carries_on_with_retry_failed(tmp_path: Path) -> None:
     Path("space.yaml").write_text(SPACE)
     # 120 epochs (about 6 s of dnn2 on digits): with the default 40, a trial seen at its second epoch by
     # a poll on a loaded machine sometimes finished before the kill landed.
-    search = Search.start(search_command(STORAGE, *RAY, trials=2, epochs=120), tmp_path / "search.log")
+    command = search_command(STORAGE, *RAY, "--retry-failed", trials=2, epochs=120)
+    search = Search.start(command, tmp_path / "search.log")
     try:
         wait_until(running_mid_trial(STORAGE, 0), [search], "trial 0 is training", timeout=RAY_START_SECONDS)
         (worker,) = ray_trial_workers(session=search.process.pid)
@@ -95,4 +96,10 @@ def test_a_killed_ray_worker_fails_its_trial_and_the_search_completes(tmp_path: 
     output = search.output()
     assert "trial 0 failed: ActorDiedError" in output
     assert "2 complete, 0 pruned, 1 failed (1 worker)" in output
+    # With --retry-failed the dead worker's trial ran again at once, from the checkpoint it left.
+    retry = found[1]
+    assert retry.user_attrs["retry_of"] == 0 and retry.user_attrs["seed"] == killed["seed"]
+    assert "trial 0 runs again (--retry-failed)" in output
+    assert re.search(r"trial 1 carries on from epoch \d+ of interrupted trial 0", output), output
+    assert sorted(retry.intermediate_values) == list(range(1, 121))
     assert "Traceback" not in output  # Ray's traceback is in error.txt; the terminal gets one line

@@ -23,7 +23,7 @@ from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search
 from aaf_search.search.recording import failure_category, stored_category
 from aaf_search.search.storage import open_storage
-from aaf_search.search.study import retry_interrupted
+from aaf_search.search.study import retry_cut_off
 from aaf_search.search.summary import summarize
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 
@@ -160,7 +160,7 @@ def test_an_interrupted_system_call_is_an_error_that_retry_failed_leaves_alone()
         "InterruptedError: [Errno 4] Interrupted system call",
         "error",
     )
-    assert retry_interrupted(study) == []
+    assert retry_cut_off(study) == []
 
 
 def test_categories_stored_by_earlier_versions_are_read_by_the_exact_interrupt_reasons() -> None:
@@ -178,4 +178,29 @@ def test_categories_stored_by_earlier_versions_are_read_by_the_exact_interrupt_r
             trial.set_user_attr("fail_category", category)
         study.tell(trial, state=TrialState.FAIL)
     assert [stored_category(t) for t in study.trials] == ["interrupted", "interrupted", "error", "oom"]
-    assert retry_interrupted(study) == [0, 1]
+    assert retry_cut_off(study) == [0, 1]
+
+
+def test_retry_failed_runs_trials_cut_off_from_outside_again_and_a_dead_workers_only_once() -> None:
+    study = optuna.create_study(storage=open_storage(STORAGE), study_name="cut")
+    failures = [  # (fail_category, the trial it retries)
+        ("interrupted", None),  # 0: Ctrl-C or a killed search
+        ("worker", None),  # 1: its Ray worker died (a lost node, the OOM killer)
+        ("diverged", None),  # 2: would diverge again
+        ("error", None),  # 3: would fail again
+        ("worker", 8),  # 4: a retry whose worker died too: its config may be what kills workers
+        ("interrupted", 9),  # 5: a retry interrupted again: the user stopped it, not the config
+    ]
+    for category, retry_of in failures:
+        trial = study.ask()
+        trial.set_user_attr("fail_reason", category)
+        trial.set_user_attr("fail_category", category)
+        trial.set_user_attr("seed", 100 + trial.number)
+        if retry_of is not None:
+            trial.set_user_attr("retry_of", retry_of)
+        study.tell(trial, state=TrialState.FAIL)
+    assert retry_cut_off(study) == [0, 1, 5]
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    # Each retry takes its trial's seed, to carry on from the checkpoint that trial left
+    assert [(t.user_attrs["retry_of"], t.user_attrs["seed"]) for t in waiting] == [(0, 100), (1, 101), (5, 105)]
+    assert retry_cut_off(study) == []  # retried once

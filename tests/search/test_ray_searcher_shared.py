@@ -88,6 +88,28 @@ def test_a_round_of_crashed_workers_finishes_the_search_as_given_up(tmp_path: Pa
     assert "stopping: the last 2 trials all failed" in stream.getvalue()
 
 
+@pytest.mark.parametrize("retry_failed", [False, True])
+def test_a_trial_whose_worker_died_runs_again_with_retry_failed(tmp_path: Path, retry_failed: bool) -> None:
+    searcher, stream = shared_searcher(tmp_path, target=2, running_elsewhere=0, shared=False)
+    searcher.session.retry_failed = retry_failed
+    first, second = searcher.suggest("a"), searcher.suggest("b")
+    assert isinstance(first, dict) and isinstance(second, dict)
+    searcher.worker_failed("a", "ActorDiedError: The actor died unexpectedly before finishing this task.")
+    searcher.on_trial_complete("a", error=True)
+
+    replacement = searcher.suggest("c")
+    assert isinstance(replacement, dict)
+    study = searcher.session.study
+    dead, new = study.trials[0], study.trials[2]
+    assert stored_category(dead) == "worker"
+    if retry_failed:  # the dead trial's parameters and seed, so that it carries on from its checkpoint
+        assert new.user_attrs["retry_of"] == 0 and new.params == dead.params
+        assert new.user_attrs["seed"] == dead.user_attrs["seed"]
+        assert "trial 0 runs again (--retry-failed)" in stream.getvalue()
+    else:  # a new sample
+        assert "retry_of" not in new.user_attrs and new.user_attrs["seed"] != dead.user_attrs["seed"]
+
+
 def test_a_nan_objective_fails_with_its_reason_and_another_trial_replaces_it(tmp_path: Path) -> None:
     searcher, stream = shared_searcher(tmp_path, target=2, running_elsewhere=0, shared=False)
     first, second = searcher.suggest("a"), searcher.suggest("b")
