@@ -291,9 +291,9 @@ def was_cut_off(trial: FrozenTrial) -> bool:
     is run twice, not forever.
     """
     category = stored_category(trial) if trial.state == TrialState.FAIL else None
-    if category == WORKER:
-        return ATTR_RETRY_OF not in trial.user_attrs
-    return category == INTERRUPTED
+    if category not in RETRIED_CATEGORIES:
+        return False
+    return category == INTERRUPTED or ATTR_RETRY_OF not in trial.user_attrs
 
 
 def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
