@@ -1,5 +1,5 @@
-"""A search killed with SIGKILL resumes where it was; one stopped with Ctrl-C says how to resume; a
-``train`` killed mid-run carries on from its checkpoint.
+"""A search killed with SIGKILL resumes where it was, the trial it cut off carrying on from its checkpoint;
+one stopped with Ctrl-C says how to resume; a ``train`` killed mid-run carries on from its checkpoint.
 
 Both run the real command line in a subprocess and signal it while a trial is training (a trial of 40
 DNN2 epochs on digits lasts a few seconds; the signal goes out once it has reported two epochs).
