@@ -1,17 +1,17 @@
-"""Carry a long training run on where it stopped: its whole state after each epoch, in its run directory.
+"""Carry a long training run on where it stopped: its whole state after an epoch, in its run directory.
 
 ``aaf-search train`` of a 200-epoch winner killed at epoch 150 (Ctrl-C, a preempted GPU node, a full
-disk) starts again at epoch 151 when the same command runs again, and ends with the numbers the
-uninterrupted run would have reached; so do a search's trials retried with ``--retry-failed`` and
-``robust``'s seed runs. The checkpoint holds the weights, every optimiser's and
+disk) starts again after the last epoch it saved when the same command runs again, and ends with the
+numbers the uninterrupted run would have reached; so do a search's trials retried with
+``--retry-failed`` and ``robust``'s seed runs. The checkpoint holds the weights, every optimiser's and
 scheduler's state, the loss scaler, the shuffling generator and torch's random state (dropout), the
 epochs reported so far and the best epoch's weights. It is written atomically (complete or absent, never
-half a file) after the first epoch and then as often as costs at most 2 % of the training time
-(:meth:`Checkpoint.save_if_due`), and deleted once the run's ``model.pt`` and metrics are written (or as
-soon as the run ends another way: pruned, diverged, failed).
+half a file) as often as costs at most 2 % of the training time (:meth:`Checkpoint.save_if_due`), and
+deleted once the run's ``model.pt`` and metrics are written (or as soon as the run ends another way:
+pruned, diverged, failed).
 
 A checkpoint belongs to one config (its digest): one left by another config in the directory is not
-resumed, and the first epoch of the new run replaces it.
+resumed, and the new run's first save replaces it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ from aaf_search.trials.report import EpochReport
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1  # bumped when the content changes; a checkpoint of another format is not resumed
 SAVE_TIME_SHARE = 0.02  # of the training time, at most, spent saving checkpoints
+# The first save's cost, estimated before it from what it writes, on the fast side of what was measured
+# (2-core CPU: 2.5-6 ms for DNN3's 10 weight tensors, 23-25 ms for ResNet-20's 154, 34-82 ms for
+# SE-ResNet-32's 370, 0.54 s for 400 MB in 4 tensors): torch.save's own work, a cost per tensor it writes,
+# and the bytes at 1 GB/s.
+SAVE_FIXED_SECONDS = 0.002
+SAVE_SECONDS_PER_TENSOR = 25e-6
+SAVE_BYTES_PER_SECOND = 1e9
+SAVED_COPIES = 4  # of each weight tensor: the weights, the best epoch's, and Adam's two moments
 
 
 @dataclass
@@ -69,8 +77,8 @@ class Checkpoint:
 
     path: Path
     key: str
-    # time.monotonic() from which the next save is due (the first epoch's at once)
-    _due: float = field(default=0.0, init=False, repr=False)
+    # time.monotonic() from which the next save is due (None: no save yet, see save_if_due)
+    _due: float | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def in_run_dir(cls, run_dir: Path | str, key: str) -> Checkpoint:
@@ -85,15 +93,22 @@ class Checkpoint:
         return 0 if saved is None else int(saved["epoch"])
 
     def save_if_due(self, state: TrainingState, progress: FitProgress) -> None:
-        """:meth:`save` after the first epoch, then once the time since the last save is 50 times what it took.
+        """:meth:`save` once the run has trained 50 times what the save takes (2 % of the time).
 
         Why: a save writes the weights, the best weights and the optimiser's moments (ResNet-20: 23 ms;
         a 25M-parameter network: about half a second), which for short epochs would be a large part of
-        each; this way saves cost at most 2 % of the training time, and a killed run loses at most the
-        epochs since the last one (the resumed numbers are the same whichever epoch it resumes from).
+        each. The first save waits until the epochs trained (this session's and those carried on) add up
+        to 50 times its cost estimated from its size (:func:`estimated_save_seconds`): a search trial of a
+        tenth of a second saves none; every later one until 50 times what the last save took has passed.
+        A killed run loses at most the epochs since the last save (the resumed numbers are the same
+        whichever epoch it resumes from).
         """
         started = time.monotonic()
-        if started < self._due:
+        if self._due is None:
+            trained = sum(report.epoch_seconds for report in progress.history)
+            if trained < estimated_save_seconds(state) / SAVE_TIME_SHARE:
+                return
+        elif started < self._due:
             return
         self.save(state, progress)
         self._due = started + (time.monotonic() - started) / SAVE_TIME_SHARE
@@ -163,6 +178,14 @@ class Checkpoint:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("key") != self.key:
             return None  # another config's (or another version's): the run starts over and replaces it
         return saved
+
+
+def estimated_save_seconds(state: TrainingState) -> float:
+    """What the first :meth:`Checkpoint.save` should take, from the tensors and bytes it writes (see above)."""
+    tensors = state.model.state_dict().values()
+    weight_bytes = sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+    per_copy = len(tensors) * SAVE_SECONDS_PER_TENSOR + weight_bytes / SAVE_BYTES_PER_SECOND
+    return SAVE_FIXED_SECONDS + SAVED_COPIES * per_copy
 
 
 def adopt_checkpoint(run_dir: Path, key: str, earlier: Iterable[Path]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from aaf_search.search.ray_searcher import StudySearcher
 from aaf_search.search.session import SearchSession
 from aaf_search.search.storage import open_storage
 from aaf_search.search.study import running_trials
+from aaf_search.trials import checkpoint
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 from aaf_search.trials.runner import run_trial
 
@@ -317,7 +319,10 @@ def test_real_search_robust_then_resume(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.slow  # real training: 3-epoch DNN2 runs on digits
-def test_an_interrupted_seed_run_carries_on_from_its_checkpoint(tmp_path: Path) -> None:
+def test_an_interrupted_seed_run_carries_on_from_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "SAVE_TIME_SHARE", math.inf)  # a save every epoch: these take milliseconds
     url = real_study(tmp_path)
     settings = RobustSettings(storage=url, top_k=1, seeds=(7,), backend="local", out=tmp_path / "robust7", epochs=3)
 

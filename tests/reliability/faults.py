@@ -23,7 +23,9 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from aaf_search.search.rundir import study_run_dir, trial_dir
 from aaf_search.search.storage import open_storage
+from aaf_search.trials.checkpoint import CHECKPOINT_FILE
 
 # One learning-rate parameter over a fixed ReLU plan: every trial trains the same small net, so trial
 # lengths are even and a kill lands mid-trial predictably.
@@ -126,6 +128,14 @@ def running_mid_trial(storage: str, number: int) -> Callable[[], bool]:
         return bool(found) and found[0].state == TrialState.RUNNING and len(found[0].intermediate_values) >= 2
 
     return condition
+
+
+def saved_mid_trial(storage: str, number: int) -> Callable[[], bool]:
+    """A condition: trial ``number`` is training (:func:`running_mid_trial`) and has saved a checkpoint
+    (a trial's first save waits until it has trained 50 times the save's estimated cost, ~0.1 s here)."""
+    training = running_mid_trial(storage, number)
+    checkpoint = trial_dir(study_run_dir(STUDY), number) / CHECKPOINT_FILE
+    return lambda: training() and checkpoint.is_file()
 
 
 def finished(found: Sequence[FrozenTrial]) -> list[FrozenTrial]:

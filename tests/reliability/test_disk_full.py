@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aaf_search.config import TrialConfig, save_yaml
 from aaf_search.errors import explain_disk_full
 from aaf_search.search import SearchSettings, run_search
 from aaf_search.search.storage import close_sqlite_storages
+from aaf_search.trials import checkpoint
 
 STORAGE = "sqlite:///runs/study.db"
 
@@ -54,7 +56,8 @@ def test_export_on_a_full_disk_keeps_the_previous_export(
 def test_train_on_a_full_disk_leaves_no_partial_file(
     failing: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    save_yaml("good.yaml", TrialConfig(model="dnn2", epochs=2))  # a checkpoint after epoch 1, none after 2
+    monkeypatch.setattr(checkpoint, "SAVE_TIME_SHARE", math.inf)  # a checkpoint after epoch 1 (none after 2)
+    save_yaml("good.yaml", TrialConfig(model="dnn2", epochs=2))
     path_open = Path.open
 
     def open_on_a_full_disk(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:

@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from faults import SPACE, STUDY, Search, finished, running_mid_trial, search_command, search_fakes, trials, wait_until
+from faults import (
+    SPACE,
+    STUDY,
+    Search,
+    finished,
+    running_mid_trial,
+    saved_mid_trial,
+    search_command,
+    search_fakes,
+    trials,
+    wait_until,
+)
 from optuna.trial import TrialState
 
 from aaf_search.config import TrialConfig, load_yaml, save_yaml
@@ -33,7 +44,7 @@ def test_sigkill_mid_trial_then_the_same_command_resumes(tmp_path: Path) -> None
     command = search_command(STORAGE, "--retry-failed", trials=3)
 
     first = Search.start(command, tmp_path / "first.log")
-    wait_until(running_mid_trial(STORAGE, 1), [first], "trial 1 is training")
+    wait_until(saved_mid_trial(STORAGE, 1), [first], "trial 1 has saved a checkpoint")
     first.signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     before = {t.number: t for t in trials(STORAGE)}

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from faults import SPACE, Search, finished, running_mid_trial, search_command, trials, wait_until
+from faults import SPACE, Search, finished, saved_mid_trial, search_command, trials, wait_until
 from optuna.trial import TrialState
 
 from aaf_search.search.study import INTERRUPTED_REASON
@@ -49,7 +49,7 @@ def test_sigkill_of_the_ray_driver_then_the_same_command_resumes(tmp_path: Path)
     command = search_command(STORAGE, *RAY, "--retry-failed", trials=2, epochs=120)
     first = Search.start(command, tmp_path / "first.log")
     try:
-        wait_until(running_mid_trial(STORAGE, 1), [first], "trial 1 is training", timeout=RAY_START_SECONDS)
+        wait_until(saved_mid_trial(STORAGE, 1), [first], "trial 1 saved a checkpoint", timeout=RAY_START_SECONDS)
         first.signal(signal.SIGKILL)
         assert first.wait() == -signal.SIGKILL
     finally:
@@ -82,7 +82,7 @@ def test_a_killed_ray_worker_fails_its_trial_which_carries_on_with_retry_failed(
     command = search_command(STORAGE, *RAY, "--retry-failed", trials=2, epochs=120)
     search = Search.start(command, tmp_path / "search.log")
     try:
-        wait_until(running_mid_trial(STORAGE, 0), [search], "trial 0 is training", timeout=RAY_START_SECONDS)
+        wait_until(saved_mid_trial(STORAGE, 0), [search], "trial 0 saved a checkpoint", timeout=RAY_START_SECONDS)
         (worker,) = ray_trial_workers(session=search.process.pid)
         os.kill(worker, signal.SIGKILL)
         assert search.wait(timeout=RAY_START_SECONDS) == 0, search.output()

@@ -179,6 +179,22 @@ def test_saves_are_spaced_to_cost_at_most_two_percent_of_the_time(
     assert saved == [1, 14, 27, 40]
 
 
+def test_the_first_save_waits_for_fifty_times_its_estimated_cost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    saved: list[int] = []
+    monkeypatch.setattr(Checkpoint, "save", lambda self, state, progress: saved.append(progress.epochs_done))
+    checkpoint = Checkpoint(tmp_path / CHECKPOINT_FILE, "key")
+    state = _training_state(0)  # two weight tensors of 32 bytes in all
+    assert checkpoint_module.estimated_save_seconds(state) == pytest.approx(0.002 + 4 * (2 * 25e-6 + 32e-9))
+    progress = FitProgress()
+    for epoch in range(1, 6):  # epochs of 0.03 s: the run of a small search trial
+        progress.history.append(EpochReport(epoch, 1.0, 1.0, 0.5, 0.03, 0.001))
+        checkpoint.save_if_due(state, progress)
+    # 50 x 2.2 ms = 0.11 s: epochs 1-3 (0.09 s of training) would pay more than 2 % for a first save
+    assert saved[0] == 4
+
+
 def test_a_run_takes_over_the_checkpoint_an_interrupted_run_of_its_config_left(tmp_path: Path) -> None:
     progress = FitProgress(history=[EpochReport(1, 1.0, 1.0, 0.5, 0.1, 0.001)], best_epoch=1)
     Checkpoint.in_run_dir(tmp_path / "0000", "other config").save(_training_state(0), progress)
