@@ -194,13 +194,17 @@ def adopt_checkpoint(run_dir: Path, key: str, earlier: Iterable[Path]) -> int:
     epochs it holds (0: none found).
 
     Only directories of runs that are over belong in ``earlier``: a live run's checkpoint is its own.
+    One that cannot be read is left where it is: the run trains from the start rather than stop a search.
     """
     target = Checkpoint.in_run_dir(run_dir, key)
     for directory in earlier:
         found = Checkpoint.in_run_dir(directory, key)
         if found.path == target.path or not found.path.is_file():
             continue
-        epochs = found.epochs_done()
+        try:
+            epochs = found.epochs_done()
+        except UserError:
+            continue
         if epochs:
             target.path.parent.mkdir(parents=True, exist_ok=True)
             found.path.replace(target.path)

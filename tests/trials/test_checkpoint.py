@@ -207,3 +207,7 @@ def test_a_run_takes_over_the_checkpoint_an_interrupted_run_of_its_config_left(t
         "0002/checkpoint.pt",  # moved, not copied: one run carries it on
     ]
     assert adopt_checkpoint(tmp_path / "0003", "this config", earlier) == 0
+    (tmp_path / "0004").mkdir()
+    (tmp_path / "0004" / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")  # a damaged disk, say
+    assert adopt_checkpoint(tmp_path / "0005", "this config", [tmp_path / "0004"]) == 0  # trains from the start
+    assert (tmp_path / "0004" / CHECKPOINT_FILE).exists() and not (tmp_path / "0005").exists()
