@@ -14,6 +14,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from aaf_search.search import study_attrs
 from aaf_search.search.export import ranked
 from aaf_search.search.study import ROBUST_SUFFIX, robust_name
 from aaf_search.text_table import aligned
@@ -60,12 +61,12 @@ def study_lines(storage: BaseStorage) -> list[StudyLine]:
         lines.append(
             StudyLine(
                 name=name,
-                space=str(study.user_attrs.get("space", "-")),
+                space=str(study.user_attrs.get(study_attrs.SPACE, "-")),
                 complete=count(TrialState.COMPLETE),
                 pruned=count(TrialState.PRUNED),
                 failed=count(TrialState.FAIL),
                 running=count(TrialState.RUNNING),
-                best=_best(storage, name, str(study.user_attrs.get("metric", "value"))),
+                best=_best(storage, name, str(study.user_attrs.get(study_attrs.METRIC, "value"))),
                 robust_runs=robust_runs,
                 started=_started(storage, sid),
             )

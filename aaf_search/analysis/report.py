@@ -38,6 +38,7 @@ from aaf_search.analysis.shapes import shape_rows
 from aaf_search.analysis.tables import write_table
 from aaf_search.atomic import write_text_atomically
 from aaf_search.errors import UserError
+from aaf_search.search import study_attrs
 from aaf_search.search.export import ranked
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
@@ -113,7 +114,7 @@ def write_report(
     """
     report = Report(out)
     direction = direction_of(study)
-    metric = str(study.user_attrs.get("metric", "value"))
+    metric = str(study.user_attrs.get(study_attrs.METRIC, "value"))
     trials = trials_frame(study)
     complete = trials[trials["state"] == TrialState.COMPLETE.name]
     robust = robust_rows(companion)
@@ -230,14 +231,14 @@ def write_index(
 ) -> Path:
     """``index.md``: the study in a few lines (space, budget, trials by state, best, robust best) and links."""
     attrs = study.user_attrs
-    settings = attrs.get("settings", {})
+    settings = attrs.get(study_attrs.SETTINGS, {})
     counts = trials["state"].value_counts()
     states = ", ".join(f"{counts[s]} {s.lower()}" for s in counts.index)
-    metric = attrs.get("metric", "value")
+    metric = attrs.get(study_attrs.METRIC, "value")
     lines = [
         f"# Study '{study.study_name}'",
         "",
-        f"- space: {attrs.get('space', '?')} ({attrs.get('space_source') or 'no source recorded'})",
+        f"- space: {attrs.get(study_attrs.SPACE, '?')} ({attrs.get(study_attrs.SPACE_SOURCE) or 'no source recorded'})",
         f"- budget: {settings.get('trials', '?')} trials of {settings.get('epochs') or 'the space default'} epochs, "
         f"sampler {settings.get('sampler', '?')}, pruner {_pruner(study, settings)}, "
         f"{metric} ({direction_of(study)})",

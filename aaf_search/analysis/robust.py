@@ -35,6 +35,7 @@ from aaf_search import activations
 from aaf_search.analysis.robust_settings import SEEDS, RobustError, RobustSettings
 from aaf_search.config import TrialConfig
 from aaf_search.outdir import check_out_dir
+from aaf_search.search import study_attrs
 from aaf_search.search.backends import Backend, make_backend
 from aaf_search.search.driver import check_single_writer
 from aaf_search.search.export import load_study, ranked, trial_config
@@ -253,7 +254,7 @@ def run_robust(
     backend = make_backend(settings.backend)
     if study is None:
         study = load_study(settings.storage, settings.study)
-    space_name = str(study.user_attrs.get("space", study.study_name))
+    space_name = str(study.user_attrs.get(study_attrs.SPACE, study.study_name))
     search = SearchSettings(space=space_name, backend=settings.backend, resources=settings.resources)
     backend.check(search)
     out = settings.out or study_run_dir(study.study_name) / "robust"
@@ -263,7 +264,7 @@ def run_robust(
     if len(chosen) - 1 < settings.top_k:
         print(f"note: study '{study.study_name}' has {len(chosen) - 1} distinct complete configurations", file=stream)
     runs = plan_runs(chosen, settings.seeds, settings.epochs)
-    metric = str(study.user_attrs.get("metric", "val_accuracy"))
+    metric = str(study.user_attrs.get(study_attrs.METRIC, "val_accuracy"))
     direction = study.directions[0].name.lower()
     storage = open_storage(settings.storage)  # the companion lives beside the source study
     check_single_writer(storage, settings.storage, robust_name(study.study_name))  # as a search does
@@ -274,11 +275,11 @@ def run_robust(
         sampler=optuna.samplers.RandomSampler(),  # nothing is sampled: configs come from the queue
         pruner=optuna.pruners.NopPruner(),  # every seed trains its full budget
         attrs={
-            "source_study": study.study_name,
-            "space": space_name,
-            "objectives": ["accuracy"],
-            "metric": metric,
-            "settings": settings.record(),
+            study_attrs.SOURCE_STUDY: study.study_name,
+            study_attrs.SPACE: space_name,
+            study_attrs.OBJECTIVES: ["accuracy"],
+            study_attrs.METRIC: metric,
+            study_attrs.SETTINGS: settings.record(),
         },
     )
     interrupted = fail_interrupted(companion, storage)

@@ -11,6 +11,7 @@ from aaf_search.analysis.robust import completed_runs
 from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX
 from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
+from aaf_search.search import study_attrs
 from aaf_search.search.export import provenance
 from aaf_search.search.recording import ATTR_CPU_THREADS
 
@@ -48,7 +49,7 @@ def robust_export(study: optuna.Study, companion: optuna.Study | None) -> tuple[
         "baseline_diff": row["mean_diff"],
         # a summary stored by a version before the paired interval has no such columns
         "baseline_diff_ci": [row.get("diff_ci_low"), row.get("diff_ci_high")],
-        "metric": companion.user_attrs.get("metric", "val_accuracy"),
+        "metric": companion.user_attrs.get(study_attrs.METRIC, "val_accuracy"),
         "study": study.study_name,
         "trial_number": row["source_trial"],
         "robust": best["reason"],

@@ -24,6 +24,7 @@ from aaf_search.analysis.frame import direction_of, family_of, first_value
 from aaf_search.analysis.robust import BASELINE_LABEL, Candidate, RobustOutcome, RobustRun, completed_runs
 from aaf_search.analysis.tables import format_mean_std, to_latex, to_markdown, write_table
 from aaf_search.atomic import write_text_atomically
+from aaf_search.search import study_attrs
 
 ROBUST_COLUMNS = (
     "label",
@@ -297,7 +298,7 @@ def store(result: RobustResult, companion: optuna.Study) -> None:
     companion.set_user_attr(ATTR_BEST, {**best, "trial": result.best_config})
     import optuna_dashboard
 
-    optuna_dashboard.save_note(companion, markdown(result, str(companion.user_attrs.get("source_study"))))
+    optuna_dashboard.save_note(companion, markdown(result, str(companion.user_attrs.get(study_attrs.SOURCE_STUDY))))
 
 
 def conclude(outcome: RobustOutcome) -> tuple[RobustResult, list[Path]]:
@@ -306,7 +307,7 @@ def conclude(outcome: RobustOutcome) -> tuple[RobustResult, list[Path]]:
         outcome.candidates,
         outcome.runs,
         completed_runs(outcome.companion),
-        metric=str(outcome.study.user_attrs.get("metric", "val_accuracy")),
+        metric=str(outcome.study.user_attrs.get(study_attrs.METRIC, "val_accuracy")),
         direction=direction_of(outcome.study),
     )
     written = write_files(result, outcome.out, outcome.study.study_name)

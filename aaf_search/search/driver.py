@@ -19,6 +19,7 @@ from optuna.storages import BaseStorage
 
 from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
+from aaf_search.search import study_attrs
 from aaf_search.search.backends import make_backend
 from aaf_search.search.enqueue import enqueue_points, resolve_points, waiting_beyond
 from aaf_search.search.export import ranked, write_export
@@ -113,16 +114,16 @@ def run_search(
     storage = open_storage(settings.storage)
     directions = [o.direction for o in objectives]
     attrs = {
-        "space": space.name,
-        "space_source": space.source,
-        "objectives": names,
+        study_attrs.SPACE: space.name,
+        study_attrs.SPACE_SOURCE: space.source,
+        study_attrs.OBJECTIVES: names,
         # The task (TASK_ATTRS): a later search continues the study only on the same one.
-        "model": defaults.model,
-        "dataset": defaults.dataset,
-        "epochs": defaults.epochs,
-        "metric": defaults.metric,
-        "seed": settings.seed,
-        "settings": settings.record(),
+        study_attrs.MODEL: defaults.model,
+        study_attrs.DATASET: defaults.dataset,
+        study_attrs.EPOCHS: defaults.epochs,
+        study_attrs.METRIC: defaults.metric,
+        study_attrs.SEED: settings.seed,
+        study_attrs.SETTINGS: settings.record(),
     }
     study_seed, trials_before = begin_study(
         storage, settings, name, space, attrs, directions, distributions, run_dir, stream
@@ -211,7 +212,9 @@ def begin_study(
 
     def compatible() -> bool:
         task = {key: attrs[key] for key in TASK_ATTRS}
-        if not check_compatible(storage, name, space.name, attrs["objectives"], task=task, directions=directions):
+        if not check_compatible(
+            storage, name, space.name, attrs[study_attrs.OBJECTIVES], task=task, directions=directions
+        ):
             return False
         check_same_distributions(storage, name, distributions)
         return True
@@ -232,10 +235,10 @@ def continued(storage: BaseStorage, name: str, seed: int, space: SearchSpace, st
     """The seed and trial count a search continues existing study ``name`` with (given ``--seed seed``)."""
     stored = existing_attrs(storage, name) or {}
     # The study's own seed wins: per-trial seeds must keep deriving from the seed it started with.
-    study_seed = stored.get("seed", seed)
+    study_seed = stored.get(study_attrs.SEED, seed)
     if study_seed != seed:
         print(f"note: study '{name}' was started with --seed {study_seed}; continuing with it", file=stream)
-    note_other_space_file(name, stored.get("space_source"), space, stream)
+    note_other_space_file(name, stored.get(study_attrs.SPACE_SOURCE), space, stream)
     trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
     return int(study_seed), trials_before
 

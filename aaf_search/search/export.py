@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from aaf_search import __version__
 from aaf_search.config import META_CPU_THREADS, TrialConfig, save_yaml
 from aaf_search.errors import UserError
+from aaf_search.search import study_attrs
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_CPU_THREADS, ATTR_SPACE
 from aaf_search.search.storage import open_existing_storage
 from aaf_search.search.study import ROBUST_SUFFIX, objective_names, search_study_names, study_names
@@ -94,7 +95,7 @@ def export_metadata(study: optuna.Study, trial: FrozenTrial, rank: int) -> dict[
     return {
         "score": trial.values[0],
         "objectives": dict(zip(objective_names(study), trial.values, strict=True)),
-        "metric": study.user_attrs.get("metric", "val_accuracy"),
+        "metric": study.user_attrs.get(study_attrs.METRIC, "val_accuracy"),
         "test_accuracy": trial.user_attrs.get("test_accuracy"),
         "study": study.study_name,
         "trial_number": trial.number,  # "trial" is the config itself

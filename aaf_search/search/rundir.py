@@ -19,8 +19,9 @@ from optuna.storages import BaseStorage
 
 from aaf_search.atomic import write_text_atomically
 from aaf_search.errors import UserError
+from aaf_search.search import study_attrs
 from aaf_search.search.storage import JOURNAL_PREFIX, SQLITE_PREFIX, redact, sqlite_database
-from aaf_search.search.study import ATTR_UID, existing_attrs
+from aaf_search.search.study import existing_attrs
 
 RUNS_DIR = Path("aaf-runs")  # where a search, its report and its robustness runs write unless --out says
 MARKER = "study.json"
@@ -70,7 +71,7 @@ class StudyIdentity:
 
 def identify(storage: BaseStorage, label: str, name: str) -> StudyIdentity:
     """The identity of existing study ``name`` in ``storage`` (whose :func:`storage_label` is ``label``)."""
-    uid = (existing_attrs(storage, name) or {}).get(ATTR_UID)
+    uid = (existing_attrs(storage, name) or {}).get(study_attrs.UID)
     return StudyIdentity(label, name, storage.get_study_id_from_name(name), uid)
 
 
@@ -151,7 +152,7 @@ def belongs_to(path: Path, study: optuna.Study) -> bool:
         return False
     if marker is None:
         return True
-    uid = study.user_attrs.get(ATTR_UID)
+    uid = study.user_attrs.get(study_attrs.UID)
     if marker.uid is not None and uid is not None:
         return bool(marker.uid == uid)
     return marker.study == study.study_name

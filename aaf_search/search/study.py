@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search import __version__
 from aaf_search.errors import UserError
+from aaf_search.search import study_attrs
 from aaf_search.search.liveness import is_stale
 from aaf_search.search.recording import (
     ATTR_FAIL_CATEGORY,
@@ -56,7 +57,7 @@ def robust_name(name: str) -> str:
 
 def objective_names(study: optuna.Study) -> list[str]:
     """The study's objectives as ``--objectives`` named them (``accuracy``, ``params``, ``latency``)."""
-    names = [str(name) for name in study.user_attrs.get("objectives", ["accuracy"])]
+    names = [str(name) for name in study.user_attrs.get(study_attrs.OBJECTIVES, ["accuracy"])]
     if len(names) != len(study.directions):  # a study this tool did not make
         names = [f"objective {i}" for i in range(len(study.directions))]
     return names
@@ -88,20 +89,24 @@ def _settled_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
     """
     attrs = existing_attrs(storage, name)
     deadline = time.monotonic() + CREATION_WAIT_SECONDS
-    while attrs is not None and "space" not in attrs and time.monotonic() < deadline:
+    while attrs is not None and study_attrs.SPACE not in attrs and time.monotonic() < deadline:
         time.sleep(0.05)
         attrs = existing_attrs(storage, name)
     return attrs
 
 
-TASK_ATTRS = {"model": "--model", "dataset": "--dataset", "epochs": "--epochs", "metric": "metric"}
+TASK_ATTRS = {
+    study_attrs.MODEL: "--model",
+    study_attrs.DATASET: "--dataset",
+    study_attrs.EPOCHS: "--epochs",
+    study_attrs.METRIC: "metric",
+}
 """The study attrs that say what its scores measure, with how a search sets each.
 
 A study compares the scores of its trials (the sampler's history, the pruner's rungs, the ranking and
 best.yaml), so a search continues it only on the same task. Everything else may change between sessions:
 ``--trials``, the sampler, the pruner, the backend and its resources, the precision, ``--data-root``.
 """
-ATTR_UID = "study_uid"  # a uuid written at creation: tells a study from one made again under its name
 
 
 def check_compatible(
@@ -122,14 +127,14 @@ def check_compatible(
     attrs = _settled_attrs(storage, name)
     if attrs is None:
         return False
-    owner = attrs.get("space")
+    owner = attrs.get(study_attrs.SPACE)
     if owner is None:
         raise UserError(f"study '{name}' was not made by aaf-search (it names no space); use --study NEW_NAME")
     if owner != space:
         raise UserError(
             f"study '{name}' was created by space '{owner}', not '{space}'; use --study NEW_NAME or --space {owner}"
         )
-    stored = list(attrs.get("objectives", ["accuracy"]))
+    stored = list(attrs.get(study_attrs.OBJECTIVES, ["accuracy"]))
     if stored != list(objectives):
         raise UserError(
             f"study '{name}' optimises {','.join(stored)}, not {','.join(objectives)}; "
@@ -146,14 +151,15 @@ def _check_task(
     # Studies made before the task was recorded lack its keys and are continued unchecked; their
     # directions are Optuna's own and always there.
     keys = [key for key in TASK_ATTRS if key in task and key in attrs and attrs[key] != task[key]]
-    if stored_directions != directions and "metric" not in keys:
-        keys.append("metric")
+    if stored_directions != directions and study_attrs.METRIC not in keys:
+        keys.append(study_attrs.METRIC)
     if not keys:
         return
 
     def describe(values: Mapping[str, Any], direction: str) -> str:
         return ", ".join(
-            f"{TASK_ATTRS[key]} {values.get(key, '?')}" + (f" ({direction})" if key == "metric" else "") for key in keys
+            f"{TASK_ATTRS[key]} {values.get(key, '?')}" + (f" ({direction})" if key == study_attrs.METRIC else "")
+            for key in keys
         )
 
     raise UserError(
@@ -193,7 +199,7 @@ def _describe(distribution: BaseDistribution) -> str:
 
 
 def create_once(storage: BaseStorage, name: str, directions: Sequence[str], attrs: Mapping[str, Any]) -> bool:
-    """Create study ``name`` with ``attrs`` (and a new :data:`ATTR_UID`); ``False`` if it exists already.
+    """Create study ``name`` with ``attrs`` (and a new uid); ``False`` if it exists already.
 
     The storage creates a study by name atomically, so of several processes starting together exactly
     one creates it and writes its attrs; a check for the study followed by a create would let each
@@ -203,10 +209,10 @@ def create_once(storage: BaseStorage, name: str, directions: Sequence[str], attr
         study_id = storage.create_new_study([optuna.study.StudyDirection[d.upper()] for d in directions], name)
     except optuna.exceptions.DuplicatedStudyError:
         return False
-    storage.set_study_user_attr(study_id, "aaf_search_version", __version__)
-    storage.set_study_user_attr(study_id, ATTR_UID, uuid.uuid4().hex)
-    # "space" last: a search starting beside this one reads the attrs as complete once it is there.
-    for key, value in sorted(attrs.items(), key=lambda item: item[0] == "space"):
+    storage.set_study_user_attr(study_id, study_attrs.VERSION, __version__)
+    storage.set_study_user_attr(study_id, study_attrs.UID, uuid.uuid4().hex)
+    # The space last: a search starting beside this one reads the attrs as complete once it is there.
+    for key, value in sorted(attrs.items(), key=lambda item: item[0] == study_attrs.SPACE):
         storage.set_study_user_attr(study_id, key, value)
     return True
 
@@ -238,7 +244,7 @@ def open_study(
     session adds its settings under a key of its own (see :func:`sessions`).
     """
     create_once(storage, name, directions, attrs)
-    return load_session(storage, name, sampler=sampler, pruner=pruner, settings=attrs.get("settings", {}))
+    return load_session(storage, name, sampler=sampler, pruner=pruner, settings=attrs.get(study_attrs.SETTINGS, {}))
 
 
 def sessions(study: optuna.Study) -> list[dict[str, Any]]:
