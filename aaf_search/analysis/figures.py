@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +76,25 @@ def _new_figure(width: float, height: float, layout: Literal["constrained"] | No
     fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _draw_and_save(
+    size: tuple[float, float],
+    draw: Callable[[Figure], object],
+    path: Path | str,
+    svg: bool,
+    *,
+    layout: Literal["constrained"] | None = None,
+) -> list[Path]:
+    """A figure of ``size`` inches in the report's style, drawn by ``draw`` and saved to ``path`` (see
+    :func:`_save`). Without a layout engine ``tight_layout`` fits the panels; a constrained one fits them
+    as it draws (and makes room for a legend beside them)."""
+    with _style(), _context():
+        fig = _new_figure(*size, layout=layout)
+        draw(fig)
+        if layout is None:
+            fig.tight_layout()
+        return _save(fig, path, svg)
 
 
 def _save(fig: Figure, path: Path | str, svg: bool) -> list[Path]:
@@ -194,12 +213,12 @@ def optimisation_history(
     svg: bool = False,
 ) -> list[Path]:
     """Save :func:`draw_optimisation_history` to ``path`` (``.png``); return the written paths."""
-    with _style(), _context():
-        fig = _new_figure(6.4, 4.0)
-        ax = fig.add_subplot()
-        draw_optimisation_history(ax, trials, direction=direction, metric=metric)
-        fig.tight_layout()
-        return _save(fig, path, svg)
+    return _draw_and_save(
+        (6.4, 4.0),
+        lambda fig: draw_optimisation_history(fig.add_subplot(), trials, direction=direction, metric=metric),
+        path,
+        svg,
+    )
 
 
 # ------------------------------------------------------------------------------------------ pareto front
@@ -250,10 +269,8 @@ def pareto_front(
     trials: pd.DataFrame, path: Path | str, objectives: Sequence[tuple[str, str]], *, svg: bool = False
 ) -> list[Path]:
     """Save :func:`draw_pareto_front` to ``path``; return the written paths."""
-    with _style(), _context():
-        fig = _new_figure(*_grid_size(len(objectives) - 1, width=4.2, height=3.4), layout="constrained")
-        draw_pareto_front(fig, trials, objectives)
-        return _save(fig, path, svg)
+    size = _grid_size(len(objectives) - 1, width=4.2, height=3.4)
+    return _draw_and_save(size, lambda fig: draw_pareto_front(fig, trials, objectives), path, svg, layout="constrained")
 
 
 # ------------------------------------------------------------------------------------ param importances
@@ -287,11 +304,10 @@ def param_importances(
     importances: Mapping[str, float], path: Path | str, *, trials: int | None = None, svg: bool = False
 ) -> list[Path]:
     """Save :func:`draw_param_importances` to ``path``; return the written paths."""
-    with _style(), _context():
-        fig = _new_figure(6.4, 0.8 + 0.35 * max(len(importances), 2))
-        draw_param_importances(fig.add_subplot(), importances, trials=trials)
-        fig.tight_layout()
-        return _save(fig, path, svg)
+    size = (6.4, 0.8 + 0.35 * max(len(importances), 2))
+    return _draw_and_save(
+        size, lambda fig: draw_param_importances(fig.add_subplot(), importances, trials=trials), path, svg
+    )
 
 
 # ---------------------------------------------------------------------------------- accuracy by family
@@ -331,11 +347,12 @@ def accuracy_by_family(
 ) -> list[Path]:
     """Save :func:`draw_accuracy_by_family` to ``path``; return the written paths."""
     families = scores["family"].nunique() if "family" in scores.columns else 1
-    with _style(), _context():
-        fig = _new_figure(6.4, 1.2 + 0.5 * max(families, 2))
-        draw_accuracy_by_family(fig.add_subplot(), scores, direction=direction, metric=metric)
-        fig.tight_layout()
-        return _save(fig, path, svg)
+    return _draw_and_save(
+        (6.4, 1.2 + 0.5 * max(families, 2)),
+        lambda fig: draw_accuracy_by_family(fig.add_subplot(), scores, direction=direction, metric=metric),
+        path,
+        svg,
+    )
 
 
 # -------------------------------------------------------------------------------------- learning curves
@@ -392,11 +409,12 @@ def learning_curves(
     svg: bool = False,
 ) -> list[Path]:
     """Save :func:`draw_learning_curves` to ``path``; return the written paths."""
-    with _style(), _context():
-        fig = _new_figure(6.4, 4.0)
-        draw_learning_curves(fig.add_subplot(), curves, top_k=top_k, direction=direction, metric=metric)
-        fig.tight_layout()
-        return _save(fig, path, svg)
+    return _draw_and_save(
+        (6.4, 4.0),
+        lambda fig: draw_learning_curves(fig.add_subplot(), curves, top_k=top_k, direction=direction, metric=metric),
+        path,
+        svg,
+    )
 
 
 # ------------------------------------------------------------------------------------ activation shapes
@@ -487,11 +505,7 @@ def activation_shapes(rows: Sequence[ShapeRow], path: Path | str, *, svg: bool =
     """Save :func:`draw_activation_shapes` to ``path``; return the written paths."""
     if not rows:
         raise ValueError("activation_shapes: no slots to draw (the trial has no trainable activation)")
-    with _style(), _context():
-        fig = _new_figure(*_grid_size(len(rows)))
-        draw_activation_shapes(fig, rows)
-        fig.tight_layout()
-        return _save(fig, path, svg)
+    return _draw_and_save(_grid_size(len(rows)), lambda fig: draw_activation_shapes(fig, rows), path, svg)
 
 
 @dataclass(frozen=True)
@@ -546,11 +560,7 @@ def learned_activations(modules: Sequence[LearnedCurves], path: Path | str, *, s
     """Save :func:`draw_learned_activations` to ``path``; return the written paths."""
     if not modules:
         raise ValueError("learned_activations: no trained activation to draw")
-    with _style(), _context():
-        fig = _new_figure(*_grid_size(len(modules)))
-        draw_learned_activations(fig, modules)
-        fig.tight_layout()
-        return _save(fig, path, svg)
+    return _draw_and_save(_grid_size(len(modules)), lambda fig: draw_learned_activations(fig, modules), path, svg)
 
 
 # ---------------------------------------------------------------------------------- param trajectories
@@ -613,8 +623,6 @@ def param_trajectories(trajectories: pd.DataFrame, path: Path | str, *, svg: boo
     count = trajectories["param"].nunique() if "param" in trajectories.columns else 1
     width, height = _grid_size(count)
     longest = max((len(str(s)) for s in trajectories.get("slot", pd.Series(dtype=str)).unique()), default=0)
-    with _style(), _context():
-        # Constrained: it makes room right of the panels for the legend (widened by about its width).
-        fig = _new_figure(width + 0.6 + LEGEND_INCHES_PER_CHAR * longest, height, layout="constrained")
-        draw_param_trajectories(fig, trajectories)
-        return _save(fig, path, svg)
+    # Constrained: it makes room right of the panels for the legend (widened by about its width).
+    size = (width + 0.6 + LEGEND_INCHES_PER_CHAR * longest, height)
+    return _draw_and_save(size, lambda fig: draw_param_trajectories(fig, trajectories), path, svg, layout="constrained")
