@@ -144,10 +144,13 @@ class StudySearcher(Searcher):
                 self.abort_reason = reason
         elif self.abort_reason is not None:
             self._tell_failed(running, f"stopped because another trial failed: {self.abort_reason}", ERROR)
+            self.session.discard_checkpoint(running.trial.number)
         else:
-            # Stopped by the scheduler: the pruner said so at the last epoch it reported.
+            # Stopped by the scheduler: the pruner said so at the last epoch it reported. Its worker waits in
+            # that report until it is stopped (Tune reports synchronously), so it saves nothing after this.
             self.session.recorder.pruned(running.trial, running.history)
             self._ended(self.session.study.tell(running.trial, state=TrialState.PRUNED))
+            self.session.discard_checkpoint(running.trial.number)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the study is the search's state, and resuming reads it (not Ray's state)."""

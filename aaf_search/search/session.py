@@ -131,6 +131,15 @@ class SearchSession:
         """Where trial ``number`` writes its weights, config and metrics CSV."""
         return trial_dir(self.run_dir, number)
 
+    def discard_checkpoint(self, number: int) -> None:
+        """Delete the checkpoint trial ``number`` left, as a trial that will not be carried on (pruned).
+
+        For the Ray backend, whose workers cannot tell a stop for pruning from a stop for Ctrl-C.
+        """
+        from aaf_search.trials.checkpoint import remove_checkpoint  # torch: imported where trials train
+
+        remove_checkpoint(self.trial_dir(number))
+
     def out_dir(self, trial: optuna.Trial, config: TrialConfig) -> Path:
         """The directory the backends hand ``trial`` (of ``config``) to write into: its :meth:`trial_dir`,
         holding the checkpoint of the interrupted trial it retries, if that one left one: a trial killed at

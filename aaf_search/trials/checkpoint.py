@@ -16,6 +16,7 @@ resumed, and the new run's first save replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 import time
@@ -163,7 +164,7 @@ class Checkpoint:
         progress.best_epoch, progress.stale = int(best["epoch"]), int(best["stale"])
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        remove_checkpoint(self.path.parent)
 
     def _read(self, *, mmap: bool) -> dict[str, Any] | None:
         if not self.path.is_file():
@@ -178,6 +179,14 @@ class Checkpoint:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("key") != self.key:
             return None  # another config's (or another version's): the run starts over and replaces it
         return saved
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    """Delete the checkpoint in ``run_dir``, and the directory if that leaves it empty (the run directory
+    of a pruned or failed search trial holds nothing else: it would stay behind as an empty directory)."""
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty (the run's weights, a user's files), or already gone
+        run_dir.rmdir()
 
 
 def estimated_save_seconds(state: TrainingState) -> float:

@@ -95,8 +95,8 @@ def run_trial(
     ``resumable`` (with ``out_dir``): save the run's state there as it goes, and carry on from
     the state found there (:mod:`aaf_search.trials.checkpoint`); a run interrupted by Ctrl-C or a kill,
     called again, ends with the numbers of an uninterrupted one (so does one stopped by an ``OSError``,
-    a full disk, once it is mended). A run that ends otherwise (completed, pruned, diverged, failed)
-    leaves no checkpoint.
+    a full disk, once it is mended). A run that completes, or that an exception ends (a pruner's, a
+    divergence, an error), leaves no checkpoint.
     """
     checkpoint = None
     if resumable:
@@ -131,12 +131,13 @@ def run_trial(
     )
     try:
         outcome, best_state = fit(model, data, settings, on_epoch, checkpoint)
-    except (KeyboardInterrupt, OSError):
-        raise  # Ctrl-C, or the environment (a full disk, a lost mount): the rerun carries on from the checkpoint
-    except BaseException:
-        # Pruned (an exception from on_epoch, or a Ray worker's SystemExit), diverged or failed: a rerun
-        # would end the same way, and a checkpoint left in each such trial's directory would fill the disk.
-        if checkpoint is not None:
+    except Exception as exc:
+        # Pruned (the local backend's exception from on_epoch), diverged or failed: a rerun would end the
+        # same way, and a checkpoint left in each such trial's directory would fill the disk. An OSError (a
+        # full disk, a lost mount) keeps it, as does what is no Exception: Ctrl-C, and the SystemExit with
+        # which Ray stops a worker, whether its trial was pruned or its search interrupted (the driver,
+        # which knows which, removes a pruned trial's).
+        if checkpoint is not None and not isinstance(exc, OSError):
             checkpoint.remove()
         raise
     model.load_state_dict(best_state)

@@ -25,6 +25,7 @@ from aaf_search.search.session import Claim, SearchSession
 from aaf_search.search.settings import Resources
 from aaf_search.search.storage import open_storage
 from aaf_search.spaces import CATALOG
+from aaf_search.trials.checkpoint import CHECKPOINT_FILE
 
 
 def shared_searcher(
@@ -108,6 +109,27 @@ def test_a_trial_whose_worker_died_runs_again_with_retry_failed(tmp_path: Path, 
         assert "trial 0 runs again (--retry-failed)" in stream.getvalue()
     else:  # a new sample
         assert "retry_of" not in new.user_attrs and new.user_attrs["seed"] != dead.user_attrs["seed"]
+
+
+@pytest.mark.parametrize("stopped_by", ["the pruner", "ctrl-c"])
+def test_the_driver_removes_a_pruned_trials_checkpoint_and_keeps_an_interrupted_ones(
+    tmp_path: Path, stopped_by: str
+) -> None:
+    # Ray stops a worker the same way in both cases (its thread gets SystemExit): only the driver knows why.
+    searcher, _ = shared_searcher(tmp_path, target=2, running_elsewhere=0, shared=False)
+    config = searcher.suggest("a")
+    assert isinstance(config, dict)
+    checkpoint = Path(config[wire.OUT_DIR_KEY]) / CHECKPOINT_FILE
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"what the worker saved")
+    if stopped_by == "the pruner":
+        searcher.on_trial_complete("a")  # a stop without a final result: the scheduler's
+    else:
+        searcher.abandon("interrupted")
+    trial = searcher.session.study.trials[0]
+    assert trial.state == (TrialState.PRUNED if stopped_by == "the pruner" else TrialState.FAIL)
+    assert checkpoint.exists() == (stopped_by == "ctrl-c")  # --retry-failed carries the interrupted one on
+    assert checkpoint.parent.exists() == (stopped_by == "ctrl-c")  # no empty trial directory is left
 
 
 def test_a_nan_objective_fails_with_its_reason_and_another_trial_replaces_it(tmp_path: Path) -> None:

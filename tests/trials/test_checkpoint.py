@@ -102,8 +102,8 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path: Path) -> None:
     [
         (Interrupt, True),  # Ctrl-C: run again, it carries on
         (OSError, True),  # a full disk: once there is space, it carries on
+        (SystemExit, True),  # how Ray stops a worker thread (the driver removes a pruned trial's)
         (Pruned, False),  # the local backend's pruner: the run ends for good
-        (SystemExit, False),  # how Ray stops a pruned trial's worker thread
         (RuntimeError, False),  # a failure of the run's own: a rerun would fail the same way
     ],
 )
@@ -114,6 +114,7 @@ def test_a_checkpoint_stays_only_for_a_run_that_can_carry_on(
         run_trial(CONFIG, out_dir=tmp_path, resumable=True, on_epoch=interrupt_after(2, error))
     assert Checkpoint.in_run_dir(tmp_path, CONFIG.digest()).epochs_done() == (2 if kept else 0)
     assert (tmp_path / CHECKPOINT_FILE).exists() == kept  # none left to fill the disk
+    assert tmp_path.exists() == kept  # nor an empty run directory
 
 
 def test_an_unreadable_checkpoint_is_named_with_the_way_out(tmp_path: Path) -> None:
