@@ -217,6 +217,7 @@ def adopt_checkpoint(run_dir: Path, key: str, earlier: Iterable[Path]) -> int:
         if epochs:
             target.path.parent.mkdir(parents=True, exist_ok=True)
             found.path.replace(target.path)
+            remove_checkpoint(directory)  # the directory it leaves empty
             return epochs
     return 0
 

@@ -207,6 +207,7 @@ def test_a_run_takes_over_the_checkpoint_an_interrupted_run_of_its_config_left(t
         "0000/checkpoint.pt",  # another config's: left where it is
         "0002/checkpoint.pt",  # moved, not copied: one run carries it on
     ]
+    assert not (tmp_path / "0001").exists()  # left empty, so removed
     assert adopt_checkpoint(tmp_path / "0003", "this config", earlier) == 0
     (tmp_path / "0004").mkdir()
     (tmp_path / "0004" / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")  # a damaged disk, say
