@@ -48,7 +48,6 @@ from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import open_storage
 from aaf_search.search.study import count_finished, fail_interrupted, open_study, robust_name
 from aaf_search.spaces import SearchSpace, SpaceDefaults
-from aaf_search.trials.checkpoint import adopt_checkpoint
 
 BASELINE_LABEL = "baseline"
 
@@ -208,13 +207,9 @@ class RobustSession(SearchSession):
 
         Only FAIL trials' directories are looked in: a RUNNING trial's checkpoint is a live run's.
         """
-        number = trial.number
-        path = self.trial_dir(number)
         failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        epochs = adopt_checkpoint(path, config.digest(), (self.trial_dir(t.number) for t in failed))
-        if epochs:
-            self.progress.note(f"trial {number} carries on from epoch {epochs} of an interrupted run of its config")
-        return path
+        earlier = (self.trial_dir(t.number) for t in failed)
+        return self._carrying_on(trial, config, earlier, "an interrupted run of its config")
 
 
 @dataclass(frozen=True)

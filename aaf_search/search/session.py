@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -145,14 +145,19 @@ class SearchSession:
         holding the checkpoint of the interrupted trial it retries, if that one left one: a trial killed at
         epoch 150 of 200 carries on from there (the retry has its config and seed, see
         :func:`~aaf_search.search.study.enqueue_retry`)."""
-        path = self.trial_dir(trial.number)
         retry_of = trial.user_attrs.get(ATTR_RETRY_OF)
-        if retry_of is not None:
-            from aaf_search.trials.checkpoint import adopt_checkpoint  # torch: imported where trials train
+        if retry_of is None:
+            return self.trial_dir(trial.number)
+        return self._carrying_on(trial, config, [self.trial_dir(int(retry_of))], f"interrupted trial {retry_of}")
 
-            epochs = adopt_checkpoint(path, config.digest(), [self.trial_dir(int(retry_of))])
-            if epochs:
-                self.progress.note(
-                    f"trial {trial.number} carries on from epoch {epochs} of interrupted trial {retry_of}"
-                )
+    def _carrying_on(self, trial: optuna.Trial, config: TrialConfig, earlier: Iterable[Path], source: str) -> Path:
+        """``trial``'s directory, into which the checkpoint of ``config`` that one of the ``earlier`` run
+        directories holds is moved (:func:`~aaf_search.trials.checkpoint.adopt_checkpoint`); the progress
+        line says which epoch of ``source`` the trial carries on from."""
+        from aaf_search.trials.checkpoint import adopt_checkpoint  # torch: imported where trials train
+
+        path = self.trial_dir(trial.number)
+        epochs = adopt_checkpoint(path, config.digest(), earlier)
+        if epochs:
+            self.progress.note(f"trial {trial.number} carries on from epoch {epochs} of {source}")
         return path
