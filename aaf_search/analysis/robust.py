@@ -42,7 +42,7 @@ from aaf_search.search.export import load_study, ranked, trial_config
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
 from aaf_search.search.recording import ATTR_CONFIG, ATTR_SEED, ATTR_SPACE, TrialRecorder
-from aaf_search.search.rundir import study_run_dir
+from aaf_search.search.rundir import run_dir_of
 from aaf_search.search.session import SearchSession, TrialRunner
 from aaf_search.search.settings import SearchSettings
 from aaf_search.search.storage import open_storage
@@ -252,7 +252,7 @@ def run_robust(
     space_name = str(study.user_attrs.get(study_attrs.SPACE, study.study_name))
     search = SearchSettings(space=space_name, backend=settings.backend, resources=settings.resources)
     backend.check(search)
-    out = settings.out or study_run_dir(study.study_name) / "robust"
+    out = settings.out or run_dir_of(study.study_name, study.user_attrs) / "robust"
     check_out_dir(out, "--out" if settings.out else "robust directory")  # before the companion study is written
 
     chosen = candidates(study, settings.top_k, settings.baseline)

@@ -34,7 +34,7 @@ class RobustSettings:
     baseline: str = "relu"
     backend: str = field(default_factory=default_backend)
     epochs: int | None = None
-    out: Path | None = None  # default aaf-runs/<study>/robust
+    out: Path | None = None  # default: robust/ in the search's run directory
     resources: Resources = field(default_factory=Resources)
 
     def record(self) -> dict[str, Any]:

@@ -14,23 +14,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL or journal:PATH (default: {DEFAULT_STORAGE})")
     add("--study", help="the search's study (default: the storage's only search study)")
-    add("--out", type=Path, help="directory to write (default: aaf-runs/<study>/report)")
+    add("--out", type=Path, help="directory to write (default: report/ in the search's run directory)")
     add("--svg", action="store_true", help="write every figure as SVG too")
-    add("--runs", type=Path, help="the search's run directory, with the trials' weights (default: aaf-runs/<study>)")
+    add(
+        "--runs",
+        type=Path,
+        help="the search's run directory, with the trials' weights (default: the one the study recorded, "
+        "its search's --out or aaf-runs/<study>)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from aaf_search.analysis.studies import load_with_companion
     from aaf_search.outdir import check_out_dir
-    from aaf_search.search.rundir import study_run_dir
+    from aaf_search.search.rundir import run_dir_of
 
     study, companion = load_with_companion(args.storage, args.study)
-    out = args.out or study_run_dir(study.study_name) / "report"
+    runs = args.runs or run_dir_of(study.study_name, study.user_attrs)
+    out = args.out or runs / "report"
     check_out_dir(out, "--out" if args.out else "report directory")
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.
     from aaf_search.analysis.report import write_report
 
-    runs = args.runs or study_run_dir(study.study_name)
     report = write_report(study, companion, out, svg=args.svg, runs=runs)
     print(f"{study.study_name}: {len(report.tables)} tables, {len(report.figures)} figures -> {report.index}")
     for note in report.notes:

@@ -22,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--baseline", default="relu", help="the baseline's activation, in every slot (default: relu)")
     add("--backend", default=default_backend(), help=f"{', '.join(BACKENDS)} (default: {default_backend()})")
     add("--epochs", type=int, help="epochs per run (default: each configuration's own)")
-    add("--out", type=Path, help="where robust.csv/.md/.tex and the runs go (default: aaf-runs/<study>/robust)")
+    add(
+        "--out",
+        type=Path,
+        help="where robust.csv/.md/.tex and the runs go (default: robust/ in the search's run directory)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

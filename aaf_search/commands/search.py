@@ -44,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="study seed: the sampler's (per process on a journal or server) and every trial's seed derive from it",
     )
-    add("--out", type=Path, help="run directory for trial outputs and best.yaml (default: aaf-runs/<study>)")
+    add(
+        "--out",
+        type=Path,
+        help="run directory for trial outputs and best.yaml (default: the study's, where its last search wrote; "
+        "aaf-runs/<study> for a new study)",
+    )
     add("--objectives", default="accuracy", help=f"comma-separated, accuracy first: {', '.join(OBJECTIVES)}")
     add(
         "--retry-failed",

@@ -33,6 +33,8 @@ from aaf_search.search.rundir import (
     claim_run_dir,
     identify,
     inspect_run_dir,
+    record_run_dir,
+    run_dir_of,
     storage_label,
     study_run_dir,
 )
@@ -112,6 +114,12 @@ def run_search(
     check_out_dir(run_dir, "--out" if settings.out else "run directory")
 
     storage = open_storage(settings.storage)
+    if settings.out is None:
+        # A study continued without --out keeps writing where its earlier searches did.
+        own = run_dir_of(name, existing_attrs(storage, name))
+        if own != run_dir:
+            run_dir = own
+            check_out_dir(run_dir, "the study's run directory")
     directions = [o.direction for o in objectives]
     attrs = {
         study_attrs.SPACE: space.name,
@@ -228,6 +236,7 @@ def begin_study(
         # which also takes its seed (trial seeds derive from the stored one) or refuses its other task.
         continuing = compatible()
     claim_run_dir(run_dir, identify(storage, label, name))
+    note_moved_run_dir(name, record_run_dir(storage, name, run_dir), run_dir, stream)
     return continued(storage, name, settings.seed, space, stream) if continuing else (settings.seed, 0)
 
 
@@ -241,6 +250,15 @@ def continued(storage: BaseStorage, name: str, seed: int, space: SearchSpace, st
     note_other_space_file(name, stored.get(study_attrs.SPACE_SOURCE), space, stream)
     trials_before = len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
     return int(study_seed), trials_before
+
+
+def note_moved_run_dir(name: str, before: Path | None, run_dir: Path, stream: TextIO) -> None:
+    """Say where study ``name``'s earlier trials are when this search writes into another run directory."""
+    if before is None:
+        return
+    where = "wrote its earlier trials into" if before.is_dir() else "had its run directory in"
+    gone = "" if before.is_dir() else ", which is not there any more"
+    print(f"note: study '{name}' {where} {before}{gone}; this search writes into {run_dir}", file=stream)
 
 
 def note_other_space_file(name: str, started_from: str | None, space: SearchSpace, stream: TextIO) -> None:

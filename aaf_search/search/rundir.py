@@ -8,8 +8,10 @@ the storage and the study it belongs to; a search refuses a directory that names
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,37 @@ UNSAFE_IN_DIRECTORY_NAMES = re.compile(r"[^\w.+=@-]")
 def trial_dir(run_dir: Path, number: int) -> Path:
     """Where trial ``number`` of a search writes its weights, config and metrics CSV."""
     return run_dir / OUTPUTS[0] / f"{number:04d}"
+
+
+def run_dir_of(study_name: str, attrs: Mapping[str, Any] | None) -> Path:
+    """The run directory of study ``study_name`` (whose user attrs are ``attrs``): where its searches wrote.
+
+    That is the directory its latest search recorded (``--out``, say) while it is there, and
+    ``aaf-runs/<study>`` for a study without one (a new study, one made by an earlier version, one whose
+    directory was moved away). A recorded directory under the current one is given relative to it.
+    """
+    recorded = (attrs or {}).get(study_attrs.RUN_DIR)
+    if not isinstance(recorded, str) or not Path(recorded).is_dir():
+        return study_run_dir(study_name)
+    return _shortened(Path(recorded))
+
+
+def record_run_dir(storage: BaseStorage, name: str, run_dir: Path) -> Path | None:
+    """Record ``run_dir`` as study ``name``'s run directory; the one recorded before when it was another."""
+    study_id = storage.get_study_id_from_name(name)
+    before = storage.get_study_user_attrs(study_id).get(study_attrs.RUN_DIR)
+    path = str(run_dir.resolve())
+    if before == path:
+        return None
+    storage.set_study_user_attr(study_id, study_attrs.RUN_DIR, path)
+    return _shortened(Path(before)) if isinstance(before, str) else None
+
+
+def _shortened(path: Path) -> Path:
+    """An absolute ``path`` relative to the current directory when it lies under it, as the user would write it."""
+    with contextlib.suppress(ValueError):
+        return path.relative_to(Path.cwd())
+    return path
 
 
 def study_run_dir(study_name: str) -> Path:

@@ -36,7 +36,7 @@ class SearchSettings:
     storage: str = DEFAULT_STORAGE
     study: str | None = None
     seed: int = 0
-    out: Path | None = None  # default aaf-runs/<study>
+    out: Path | None = None  # default: the study's recorded run directory, else aaf-runs/<study>
     objectives: tuple[str, ...] = ("accuracy",)
     retry_failed: bool = False
     timeout: float | None = None  # seconds after which no trial starts (the running ones finish)

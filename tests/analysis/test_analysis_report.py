@@ -120,6 +120,16 @@ def test_learned_activations_are_read_only_from_the_studys_own_run_directory() -
     assert "learned: skipped" not in Path("report/index.md").read_text()
 
 
+def test_the_report_of_a_search_run_with_out_goes_into_that_directory_and_reads_its_weights() -> None:
+    fake_search("journal:runs/study.log", trials=1, space="lslu_depth", runner=PlannedRunner(), out=Path("mine"))
+
+    assert main(["report", "--storage", "journal:runs/study.log"]) == 0
+
+    _assert_png([Path("mine/report/learned.png")])
+    assert "learned: skipped" not in Path("mine/report/index.md").read_text()
+    assert not Path("aaf-runs").exists()
+
+
 class CostlyRunner(FakeRunner):
     """Parameters grow with the learning rate, as the fake accuracy does: a real trade-off."""
 

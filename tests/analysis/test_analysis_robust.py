@@ -208,6 +208,17 @@ def test_rerun_reuses_complete_pairs_and_runs_only_new_seeds() -> None:
     assert len(companion_trials(STORAGE, "lincomb_bases")) == 9
 
 
+def test_robustness_runs_of_a_search_run_with_out_go_into_that_directory() -> None:
+    fake_search(STORAGE, trials=2, out=Path("mine"))
+    runner = FakeRunner()
+
+    outcome = run_robust(robust(runner, top_k=1), runner=runner, stream=io.StringIO())
+    _, written = conclude(outcome)
+
+    assert outcome.out == Path("mine/robust") and Path("mine/robust/robust.csv") in written
+    assert not Path("aaf-runs").exists()
+
+
 def test_each_seed_trains_its_own_base_model_shared_by_the_candidates() -> None:
     swap = TrialConfig(model="dnn2", pretrain=PretrainConfig(epochs=1, seed=0))
     chosen = [Candidate("#0", 0, swap, 0.9), Candidate("#1", 1, swap.replace(base_activation="silu"), 0.8)]

@@ -23,6 +23,7 @@ class FakeRunner:
 
     diverge_calls: set[int] = field(default_factory=set)
     configs: list[TrialConfig] = field(default_factory=list)
+    out_dirs: list[Path | None] = field(default_factory=list)  # where each call was told to write
 
     def __call__(
         self,
@@ -33,6 +34,7 @@ class FakeRunner:
     ) -> TrialResult:
         call = len(self.configs)
         self.configs.append(config)
+        self.out_dirs.append(out_dir)
         history = []
         for epoch in range(1, config.epochs + 1):
             if call in self.diverge_calls:

@@ -196,6 +196,45 @@ def test_an_empty_run_directory_is_taken_by_a_new_study() -> None:
     assert (RUN_DIR / "best.yaml").is_file() and (RUN_DIR / "study.json").is_file()
 
 
+def test_a_study_continued_without_out_keeps_writing_into_the_run_directory_it_was_given() -> None:
+    first = run_search(settings(out=Path("mine")), runner=FakeRunner())
+    assert first.study.user_attrs["run_dir"] == str(Path("mine").resolve())
+
+    stream, runner = io.StringIO(), FakeRunner()
+    outcome = run_search(settings(trials=2), runner=runner, stream=stream)
+
+    assert outcome.run_dir == Path("mine") and outcome.best_path == Path("mine/best.yaml")
+    assert runner.out_dirs == [Path("mine/trials/0001")]
+    assert not RUN_DIR.exists()
+    assert "run directory" not in stream.getvalue()
+
+
+def test_a_search_given_another_out_says_where_the_earlier_trials_are_and_records_the_new_one() -> None:
+    run_search(settings(out=Path("first")), runner=FakeRunner())
+    stream, runner = io.StringIO(), FakeRunner()
+
+    run_search(settings(trials=2, out=Path("second")), runner=runner, stream=stream)
+
+    assert "note: study 'trainable_zoo' wrote its earlier trials into first; this search writes into second\n" in (
+        stream.getvalue()
+    )
+    assert load().user_attrs["run_dir"] == str(Path("second").resolve())
+    assert runner.out_dirs == [Path("second/trials/0001")]
+
+
+def test_a_recorded_run_directory_that_was_moved_away_falls_back_to_aaf_runs() -> None:
+    run_search(settings(out=Path("mine")), runner=FakeRunner())
+    Path("mine").rename("moved")
+    stream = io.StringIO()
+
+    outcome = run_search(settings(trials=2), runner=FakeRunner(), stream=stream)
+
+    assert outcome.run_dir == RUN_DIR
+    assert f"had its run directory in mine, which is not there any more; this search writes into {RUN_DIR}" in (
+        stream.getvalue()
+    )
+
+
 @pytest.mark.parametrize(
     ("study", "directory"),
     [("../escaped", "___escaped"), ("/tmp/abs", "_tmp_abs"), ("a/b", "a_b"), ("lr:1e-3 x", "lr_1e-3_x")],
