@@ -92,11 +92,20 @@ class StudyIdentity:
     uid: str | None  # the study's ``study_uid`` attr; None for studies made before it was recorded
 
     def same_study(self, other: StudyIdentity) -> bool:
-        # The uid tells a study from one made again under its name (Optuna may reuse a deleted
-        # study's id); studies from before the uid fall back on where they are stored.
-        if self.uid is not None and other.uid is not None:
-            return self.uid == other.uid
+        # Studies from before the uid fall back on where they are stored.
+        by_uid = self.same_uid(other.uid)
+        if by_uid is not None:
+            return by_uid
         return (self.storage, self.study, self.study_id) == (other.storage, other.study, other.study_id)
+
+    def same_uid(self, uid: str | None) -> bool | None:
+        """Whether ``uid`` is this study's uid; ``None`` when either is unknown (a study of an earlier version).
+
+        The uid tells a study from one made again under its name (Optuna may reuse a deleted study's id).
+        """
+        if self.uid is None or uid is None:
+            return None
+        return self.uid == uid
 
     def describe(self) -> str:
         return f"study '{self.study}' in {self.storage}"
@@ -185,10 +194,8 @@ def belongs_to(path: Path, study: optuna.Study) -> bool:
         return False
     if marker is None:
         return True
-    uid = study.user_attrs.get(study_attrs.UID)
-    if marker.uid is not None and uid is not None:
-        return bool(marker.uid == uid)
-    return marker.study == study.study_name
+    by_uid = marker.same_uid(study.user_attrs.get(study_attrs.UID))
+    return by_uid if by_uid is not None else marker.study == study.study_name
 
 
 def claim_run_dir(path: Path, study: StudyIdentity) -> None:
