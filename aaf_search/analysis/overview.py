@@ -9,6 +9,7 @@ reads the complete trials, as the Pareto front of several objectives does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -16,10 +17,22 @@ from optuna.trial import TrialState
 
 from aaf_search.search import study_attrs
 from aaf_search.search.export import ranked
+from aaf_search.search.rundir import run_dir_of
 from aaf_search.search.study import ROBUST_SUFFIX, robust_name
 from aaf_search.text_table import aligned
 
-HEADER = ("study", "space", "complete", "pruned", "failed", "running", "best", "robust runs", "started")
+HEADER = (
+    "study",
+    "space",
+    "complete",
+    "pruned",
+    "failed",
+    "running",
+    "best",
+    "robust runs",
+    "started",
+    "run directory",
+)
 
 
 @dataclass(frozen=True)
@@ -35,11 +48,12 @@ class StudyLine:
     best: str  # "val_accuracy 0.9931 (trial 13)", "Pareto front of 4", or "-"
     robust_runs: int  # complete runs of its robustness companion
     started: str  # when its first trial started, to the minute, or "-"
+    run_dir: str  # where its trials' weights are (see run_dir_of), or "-" when that directory is not there
 
     def cells(self) -> tuple[str, ...]:
         counts = (self.complete, self.pruned, self.failed, self.running, self.robust_runs)
         complete, pruned, failed, running, robust = (str(count) for count in counts)
-        return self.name, self.space, complete, pruned, failed, running, self.best, robust, self.started
+        return self.name, self.space, complete, pruned, failed, running, self.best, robust, self.started, self.run_dir
 
 
 def study_lines(storage: BaseStorage) -> list[StudyLine]:
@@ -69,6 +83,7 @@ def study_lines(storage: BaseStorage) -> list[StudyLine]:
                 best=_best(storage, name, str(study.user_attrs.get(study_attrs.METRIC, "value"))),
                 robust_runs=robust_runs,
                 started=_started(storage, sid),
+                run_dir=_run_dir(name, study.user_attrs),
             )
         )
     return lines
@@ -88,6 +103,11 @@ def _started(storage: BaseStorage, study_id: int) -> str:
         return "-"
     first = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study_id, 0))
     return first.datetime_start.strftime("%Y-%m-%d %H:%M") if first.datetime_start is not None else "-"
+
+
+def _run_dir(name: str, attrs: dict[str, Any]) -> str:
+    path = run_dir_of(name, attrs)
+    return str(path) if path.is_dir() else "-"
 
 
 def format_lines(lines: list[StudyLine]) -> str:

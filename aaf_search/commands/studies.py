@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "List the studies of a storage: space, trials by state, best score, robustness runs, start."
+HELP = "List the studies of a storage: space, trials by state, best score, robustness runs, start, run directory."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,6 +30,8 @@ def make_storage(url: str) -> None:
     zoo = optuna.create_study(study_name="zoo", storage=url, direction="maximize")
     zoo.set_user_attr("space", "trainable_zoo")
     zoo.set_user_attr("metric", "val_accuracy")
+    zoo.set_user_attr("run_dir", str(Path("zoo-runs").resolve()))  # as its search recorded it
+    Path("zoo-runs").mkdir()
     for values in ([0.91], [0.97], [0.97]):  # a tie: the earlier trial is the best, as export ranks
         add(zoo, TrialState.COMPLETE, values)
     add(zoo, TrialState.PRUNED)
@@ -47,7 +49,10 @@ def make_storage(url: str) -> None:
     optuna.create_study(study_name="empty", storage=url)
 
 
-def test_each_search_study_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_each_search_study_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     make_storage(url)
     assert main(["studies", "--storage", url]) == 0
@@ -63,6 +68,8 @@ def test_each_search_study_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         "robust",
         "runs",
         "started",
+        "run",
+        "directory",
     ]
     assert set(rule) == {"-", " "}
     first = optuna.load_study(study_name="zoo", storage=url).trials[0].datetime_start
@@ -73,11 +80,12 @@ def test_each_search_study_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         ["zoo", "trainable_zoo", "3", "1", "1", "1"],
     ]
     empty, front, zoo = rows
-    assert empty.split()[6:] == ["-", "0", "-"]
+    assert empty.split()[6:] == ["-", "0", "-", "-"]  # no trials, no run directory
     assert front.split()[6:10] == ["Pareto", "front", "of", "2"] and front.split()[10] == "0"
     assert zoo.split()[6:10] == ["val_accuracy", "0.9700", "(trial", "1)"]
     assert zoo.split()[10] == "2"  # complete runs of zoo:robust
-    assert zoo.split()[11:] == first.strftime("%Y-%m-%d %H:%M").split()  # when its first trial started
+    assert zoo.split()[11:13] == first.strftime("%Y-%m-%d %H:%M").split()  # when its first trial started
+    assert zoo.split()[13] == "zoo-runs"  # where its search wrote, relative to the current directory
 
 
 def test_an_empty_storage_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
