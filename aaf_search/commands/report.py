@@ -30,13 +30,13 @@ def run(args: argparse.Namespace) -> int:
     from aaf_search.search.rundir import run_dir_of
 
     study, companion = load_with_companion(args.storage, args.study)
-    runs = args.runs or run_dir_of(study.study_name, study.user_attrs)
-    out = args.out or runs / "report"
+    own = run_dir_of(study.study_name, study.user_attrs)
+    out = args.out or own / "report"
     check_out_dir(out, "--out" if args.out else "report directory")
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.
     from aaf_search.analysis.report import write_report
 
-    report = write_report(study, companion, out, svg=args.svg, runs=runs)
+    report = write_report(study, companion, out, svg=args.svg, runs=args.runs or own)
     print(f"{study.study_name}: {len(report.tables)} tables, {len(report.figures)} figures -> {report.index}")
     for note in report.notes:
         print(f"  note: {note}")
