@@ -129,6 +129,11 @@ def test_the_report_of_a_search_run_with_out_goes_into_that_directory_and_reads_
     assert "learned: skipped" not in Path("mine/report/index.md").read_text()
     assert not Path("aaf-runs").exists()
 
+    # --runs names where the weights are read from, not where the report goes.
+    assert main(["report", "--storage", "journal:runs/study.log", "--runs", "elsewhere"]) == 0
+    assert "no run directory 'elsewhere'" in Path("mine/report/index.md").read_text()
+    assert not Path("elsewhere").exists()
+
 
 class CostlyRunner(FakeRunner):
     """Parameters grow with the learning rate, as the fake accuracy does: a real trade-off."""
