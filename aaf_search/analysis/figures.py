@@ -17,6 +17,8 @@ optimisation_history        number, value, state (COMPLETE / PRUNED / FAIL / ...
 pareto_front                number, value (the first objective), one column per further objective, pareto
 param_importances           a mapping param -> importance
 accuracy_by_family          family, value, source ("search" or "seeds")
+seed_robustness             the robustness table: label, family, robust_rank, mean, ci_low, ci_high,
+                            mean_diff, diff_ci_low, diff_ci_high, and one seed_<seed> column per seed
 learning_curves             number, epoch, value, state
 activation_shapes           a sequence of :class:`ShapeRow`, one per slot
 learned_activations         a sequence of :class:`LearnedCurves`, one per trained activation module
@@ -55,6 +57,8 @@ from aaf_search.activations.registry import (
     get,
     preset_values,
 )
+from aaf_search.analysis.robust import BASELINE_LABEL
+from aaf_search.analysis.robust_table import SEED_PREFIX
 from aaf_search.atomic import write_atomically
 
 DPI = 100
@@ -67,6 +71,10 @@ LEGEND_INCHES_PER_CHAR = 0.06  # about the width of an x-small legend character
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
 COLORS = {"complete": "#0173b2", "best": "#de8f05", "pruned": "0.55", "fail": "#d55e00", "init": "0.45"}
 DIRECTIONS = ("maximize", "minimize")
+SEED_DOT_OFFSET = 0.18  # seeds' dots sit just above their row's interval line, which would hide them
+SEED_ROBUSTNESS_COLUMNS = (
+    *("label", "family", "robust_rank", "mean", "ci_low", "ci_high", "mean_diff", "diff_ci_low", "diff_ci_high"),
+)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -350,6 +358,87 @@ def accuracy_by_family(
     return _draw_and_save(
         (6.4, 1.2 + 0.5 * max(families, 2)),
         lambda fig: draw_accuracy_by_family(fig.add_subplot(), scores, direction=direction, metric=metric),
+        path,
+        svg,
+    )
+
+
+# ------------------------------------------------------------------------------------- seed robustness
+
+
+def draw_seed_robustness(
+    fig: Figure,
+    table: pd.DataFrame,
+    *,
+    metric: str = "accuracy",
+    percent: bool = True,
+    best: str | None = None,
+) -> list[Axes]:
+    """The robustness table as two panels sharing one row per configuration (best mean on top, baseline last).
+
+    Left, each seed's score (dots) and the mean (diamond) with its 95 % t interval; right, each seed's paired
+    difference from the baseline's score at that seed, and the mean difference with its interval, beside
+    a line at 0: a configuration is robustly better where its whole interval lies on the better side.
+    ``best`` (a label) is the robust best, named in its row. ``percent`` shows scores in %.
+    """
+    _require(table, SEED_ROBUSTNESS_COLUMNS, "seed_robustness")
+    seeds = [c for c in table.columns if c.startswith(SEED_PREFIX)]
+    scale = 100.0 if percent else 1.0
+    unit = " (%)" if percent else ""
+    rows = table[table["label"] != BASELINE_LABEL].sort_values("robust_rank", na_position="last", kind="stable")
+    rows = pd.concat([rows, table[table["label"] == BASELINE_LABEL]])
+    baseline = table[table["label"] == BASELINE_LABEL]
+    baseline_scores = baseline[seeds].iloc[0] if len(baseline) else pd.Series(np.nan, index=seeds)
+    scores_ax, diff_ax = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(rows))[::-1]  # the first row on top
+    for position, (_, row) in zip(y, rows.iterrows(), strict=True):
+        is_baseline = row["label"] == BASELINE_LABEL
+        color = COLORS["init"] if is_baseline else COLORS["best"] if row["label"] == best else COLORS["complete"]
+        seed_row = np.full(len(seeds), position + SEED_DOT_OFFSET)
+        scores_ax.plot(row[seeds].astype(float) * scale, seed_row, "o", color=color, alpha=0.6, markersize=4)
+        _mean_and_interval(scores_ax, position, row["mean"], row["ci_low"], row["ci_high"], scale, color)
+        if is_baseline:
+            continue
+        diffs = (row[seeds].astype(float) - baseline_scores.astype(float)) * scale
+        diff_ax.plot(diffs, seed_row, "o", color=color, alpha=0.6, markersize=4)
+        _mean_and_interval(diff_ax, position, row["mean_diff"], row["diff_ci_low"], row["diff_ci_high"], scale, color)
+    diff_ax.axvline(0.0, color="0.3", linewidth=1, linestyle="--")
+    labels = [
+        f"{row['label']} {row['family']}" + (" (robust best)" if row["label"] == best else "")
+        for _, row in rows.iterrows()
+    ]
+    scores_ax.set_yticks(y, labels)
+    scores_ax.set_ylim(-0.6, len(rows) - 0.4)
+    scores_ax.set_xlabel(f"{metric}{unit}")
+    scores_ax.set_title(f"{metric} over {len(seeds)} seed{'' if len(seeds) == 1 else 's'}: mean and 95 % interval")
+    diff_ax.set_xlabel(f"Δ {metric} vs baseline{unit}")
+    diff_ax.set_title("paired difference from the baseline, same seeds")
+    return [scores_ax, diff_ax]
+
+
+def _mean_and_interval(
+    ax: Axes, position: float, mean: float, low: float, high: float, scale: float, color: str
+) -> None:
+    if pd.isna(mean):
+        return
+    if not (pd.isna(low) or pd.isna(high)):
+        ax.plot([low * scale, high * scale], [position, position], color=color, linewidth=2.2)
+    ax.plot([mean * scale], [position], "D", color=color, markersize=6, markeredgecolor="white")
+
+
+def seed_robustness(
+    table: pd.DataFrame,
+    path: Path | str,
+    *,
+    metric: str = "accuracy",
+    percent: bool = True,
+    best: str | None = None,
+    svg: bool = False,
+) -> list[Path]:
+    """Save :func:`draw_seed_robustness` to ``path``; return the written paths."""
+    return _draw_and_save(
+        (10.0, 1.2 + 0.45 * max(len(table), 2)),
+        lambda fig: draw_seed_robustness(fig, table, metric=metric, percent=percent, best=best),
         path,
         svg,
     )

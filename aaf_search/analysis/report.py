@@ -4,8 +4,9 @@ Tables (CSV, Markdown, LaTeX): every trial with its parameters and state (in a s
 objectives, its other objectives' values and whether it is on the Pareto front); the leaderboard by
 activation family; the seed-robustness table when ``aaf-search robust`` ran. Figures (PNG, SVG on
 request): the optimisation history, the Pareto front (several objectives), parameter importances, the
-metric by family, learning curves, the learned activation shapes of the best trial and their trajectories
-over epochs, all from the storage alone; and, from the weights that trial saved in the search's run
+metric by family, the seed-robustness runs (when ``aaf-search robust`` ran), learning curves, the
+learned activation shapes of the best trial and their trajectories over epochs, all from the storage
+alone; and, from the weights that trial saved in the search's run
 directory, the exact curves its activations learned (one per channel where the parameters are per
 channel). A figure that cannot be drawn is skipped with a note in ``index.md`` (the reason in plain
 words), never with an error.
@@ -33,7 +34,7 @@ from aaf_search.analysis.frame import (
     trajectories_frame,
     trials_frame,
 )
-from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX, display_table
+from aaf_search.analysis.robust_table import ATTR_BEST, ATTR_SUMMARY, SEED_PREFIX, display_table, percent
 from aaf_search.analysis.shapes import shape_rows
 from aaf_search.analysis.tables import write_table
 from aaf_search.atomic import write_text_atomically
@@ -133,7 +134,7 @@ def write_report(
     if robust is not None:
         table("robust", display_table(robust, metric), f"Seed robustness of {study.study_name} ({metric})")
     else:
-        report.notes.append("robust: no robustness table yet (aaf-search robust adds it)")
+        report.notes.append("robust: no robustness table or figure yet (aaf-search robust adds them)")
 
     figure(
         "history",
@@ -155,6 +156,14 @@ def write_report(
         lambda p: figures.accuracy_by_family(scores, p, direction=direction, metric=metric, svg=svg),
         None if scores["value"].notna().any() else "no complete trial",
     )
+    if robust is not None:
+        best_config = (companion.user_attrs.get(ATTR_BEST) or {}).get("config") if companion is not None else None
+        figure(
+            "robust",
+            lambda p: figures.seed_robustness(
+                robust, p, metric=metric, percent=percent(metric), best=best_config, svg=svg
+            ),
+        )
     curves = curves_frame(study)
     figure(
         "curves",

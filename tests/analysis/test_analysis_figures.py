@@ -159,6 +159,52 @@ def test_accuracy_by_family(tmp_path: Path) -> None:
     _assert_png(figures.accuracy_by_family(scores, tmp_path / "family.png"))
 
 
+def _robust_table() -> pd.DataFrame:
+    """Two configurations and the baseline over seeds 1-3, with intervals as the robustness stage writes them."""
+    return pd.DataFrame(
+        {
+            "label": ["baseline", "#4", "#9"],
+            "family": ["relu", "aglu", "coslu"],
+            "robust_rank": [pd.NA, 2, 1],
+            "mean": [0.90, 0.91, 0.95],
+            "ci_low": [0.88, 0.89, 0.94],
+            "ci_high": [0.92, 0.93, 0.96],
+            "mean_diff": [np.nan, 0.01, 0.05],
+            "diff_ci_low": [np.nan, -0.02, 0.03],
+            "diff_ci_high": [np.nan, 0.04, 0.07],
+            "seed_1": [0.90, 0.92, 0.95],
+            "seed_2": [0.89, 0.90, 0.94],
+            "seed_3": [0.91, np.nan, 0.96],  # #4's third seed did not finish
+        }
+    )
+
+
+def test_seed_robustness_scores_and_paired_differences_per_configuration(tmp_path: Path) -> None:
+    fig = Figure(figsize=(10, 3))
+    FigureCanvasAgg(fig)
+    scores_ax, diff_ax = figures.draw_seed_robustness(fig, _robust_table(), best="#9")
+
+    # Best mean on top, the baseline last; the robust best named in its row.
+    labels = sorted((t.get_position()[1], t.get_text()) for t in scores_ax.get_yticklabels())
+    assert labels == [(0, "baseline relu"), (1, "#4 aglu"), (2, "#9 coslu (robust best)")]  # bottom to top
+    # Each configuration's per-seed differences from the baseline at the same seed, in %.
+    dots = [line for line in diff_ax.lines if line.get_marker() == "o"]
+    by_row = {round(line.get_ydata()[0]): list(line.get_xdata()) for line in dots}
+    assert by_row[2] == pytest.approx([5.0, 5.0, 5.0])  # #9: 0.95 - 0.90, 0.94 - 0.89, 0.96 - 0.91
+    assert by_row[1][:2] == pytest.approx([2.0, 1.0]) and math.isnan(by_row[1][2])
+    assert 0 not in by_row  # the baseline has no difference from itself
+    # The mean differences with their intervals: #4's crosses 0, #9's lies above it.
+    horizontal = [line for line in diff_ax.lines if len(line.get_ydata()) == 2 and len(set(line.get_ydata())) == 1]
+    intervals = sorted((line.get_ydata()[0], *line.get_xdata()) for line in horizontal)
+    assert intervals == [(1, pytest.approx(-2.0), pytest.approx(4.0)), (2, pytest.approx(3.0), pytest.approx(7.0))]
+    assert [tuple(line.get_xdata()) for line in scores_ax.lines if line.get_marker() == "D"] == [
+        pytest.approx((95.0,)),
+        pytest.approx((91.0,)),
+        pytest.approx((90.0,)),
+    ]
+    _assert_png(figures.seed_robustness(_robust_table(), tmp_path / "robust.png", best="#9"))
+
+
 def test_activation_shapes_initial_vs_learned(tmp_path: Path) -> None:
     rows = [
         # LSLU's element-wise series with θ = (2, 1, 1), ω = (0, 0, -0.5): g(x) = relu(2 relu(x) - 0.5)

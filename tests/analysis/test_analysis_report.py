@@ -25,7 +25,7 @@ TABLES = {
     "leaderboard": ["family", "trials", "complete", "pruned", "failed", "best", "median", "best_trial"],
     "robust": ["config", "family", "mean ± std (%)", "95% CI", "worst", "n", "p (t)", "p (Wilcoxon)"],
 }
-FIGURES = ("history", "importances", "families", "curves", "shapes", "trajectories", "learned")
+FIGURES = ("history", "importances", "families", "robust", "curves", "shapes", "trajectories", "learned")
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_a_one_trial_study_skips_what_needs_more_and_says_so(capsys: pytest.Capt
     assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
     index = Path("report/index.md").read_text()
     assert "importances: skipped, parameter importances need 2+ complete trials, the study has 1" in index
-    assert "robust: no robustness table yet" in index
+    assert "robust: no robustness table or figure yet" in index
     assert "- robust best: not computed (run aaf-search robust)" in index
     assert "- learned: skipped, trial 0 saved no weights in 'aaf-runs/lincomb_bases/trials/0000'" in index
     # The fake's LinComb learned w = (0.5, 0.5, ...): shapes and trajectories are drawn from the study alone.
