@@ -43,6 +43,18 @@ OBJECTIVES: dict[str, Callable[[SpaceDefaults], Objective]] = {
 }
 
 
+VALUE_FORMATS: dict[str, Callable[[float], str]] = {
+    "accuracy": lambda value: f"{value:.4f}",
+    "params": lambda value: f"{value:,.0f}",  # whole: two counts that differ by one must not print alike
+    "latency": lambda value: f"{value:.3g} s/epoch",
+}
+
+
+def format_value(name: str, value: float) -> str:
+    """Objective ``name``'s ``value`` as a person reads it (``params 104,478``, not ``1.045e+05``)."""
+    return VALUE_FORMATS.get(name, lambda v: f"{v:.4g}")(value)
+
+
 def steady_epoch_seconds(result: TrialResult) -> float:
     """The median training seconds of the trial's epochs after the first (of its only epoch, if one).
 

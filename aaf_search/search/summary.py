@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.search.export import ranked
+from aaf_search.search.objectives import format_value
 from aaf_search.search.recording import stored_category
 from aaf_search.search.rundir import trial_dir
 from aaf_search.search.storage import redact
@@ -52,7 +53,7 @@ def summarize(outcome: SearchOutcome, storage_url: str) -> str:
         front = sorted(study.best_trials, key=lambda t: t.number)
         lines.append(f"Pareto front ({', '.join(objectives)}): {len(front)} trials")
         for trial in front[:PARETO_SHOWN]:
-            values = ", ".join(f"{n} {v:.4g}" for n, v in zip(objectives, trial.values, strict=False))
+            values = ", ".join(f"{n} {format_value(n, v)}" for n, v in zip(objectives, trial.values, strict=False))
             lines.append(f"  trial {trial.number}: {values}")
     if outcome.best_path is not None:
         lines.append(f"best config: {outcome.best_path}  (aaf-search train --config {outcome.best_path})")

@@ -55,3 +55,18 @@ def test_the_summary_names_the_best_trial_its_config_and_its_weights() -> None:
 def test_no_weights_line_when_the_trial_saved_none() -> None:
     outcome = run_search(settings(), runner=FakeRunner(), stream=io.StringIO())
     assert "best weights" not in summarize(outcome, STORAGE)
+
+
+def test_a_pareto_front_prints_each_objective_as_a_person_reads_it() -> None:
+    many = SearchSettings(**{**vars(settings()), "objectives": ("accuracy", "params", "latency"), "trials": 4})
+    outcome = run_search(many, runner=FakeRunner(), stream=io.StringIO())
+
+    lines = summarize(outcome, STORAGE).splitlines()
+
+    front = sorted(outcome.study.best_trials, key=lambda t: t.number)
+    assert lines[1] == f"Pareto front (accuracy, params, latency): {len(front)} trials"
+    assert lines[2 : 2 + len(front)] == [
+        # the fake's counts are 1,000 + 10 per activation slot; its epochs take 0.5 s
+        f"  trial {t.number}: accuracy {t.values[0]:.4f}, params {int(t.values[1]):,}, latency 0.5 s/epoch"
+        for t in front
+    ]
