@@ -10,6 +10,7 @@ import csv
 import pickle
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,13 +110,14 @@ def run_trial(
     data = load_data(config.data, device=device, min_size=info.min_input_size)
     extra: dict[str, float] = {}
     base_state = pretrained_state(config, config.pretrain, data) if config.pretrain is not None else None
-    seed_everything(config.seed)
-    model = build_trial_model(config, data, device)
-    if base_state is not None:
-        model.load_state_dict(base_state)
-        extra["base_val_accuracy"] = evaluate(model, data.val_x, data.val_y)[1]
-        extra["base_test_accuracy"] = evaluate(model, data.test_x, data.test_y)[1]
-    apply_plan(model, config.plan, data.train_x[:2])
+
+    def load_base(model: nn.Module) -> None:
+        if base_state is not None:
+            model.load_state_dict(base_state)
+            extra["base_val_accuracy"] = evaluate(model, data.val_x, data.val_y)[1]
+            extra["base_test_accuracy"] = evaluate(model, data.test_x, data.test_y)[1]
+
+    model = initial_model(config, data, device, before_plan=load_base)
     if config.pretrain is not None:
         extra["patched_val_accuracy"] = evaluate(model, data.val_x, data.val_y)[1]
         if config.pretrain.finetune == "activations" and not freeze_all_but_activations(model):
@@ -176,11 +178,20 @@ class TrainedRun:
     saved: dict[str, Any]  # what the run recorded beside its config: val_accuracy, test_accuracy, best_epoch
 
 
-def initial_model(config: TrialConfig, data: DataSplits, device: torch.device) -> nn.Module:
-    """The model as ``config``'s run started training it: built and planned from the config's seed, as
-    :func:`run_trial` builds it (a pre-trained base's weights aside), so random inits come out the same."""
+def initial_model(
+    config: TrialConfig,
+    data: DataSplits,
+    device: torch.device,
+    *,
+    before_plan: Callable[[nn.Module], None] | None = None,
+) -> nn.Module:
+    """The model as ``config``'s run started training it: built and planned from the config's seed, so
+    random inits come out as in :func:`run_trial`, which builds it here too. ``before_plan`` sees the
+    model before the plan puts its activations in (``run_trial`` loads a pre-trained base there)."""
     seed_everything(config.seed)
     model = build_trial_model(config, data, device)
+    if before_plan is not None:
+        before_plan(model)
     apply_plan(model, config.plan, data.train_x[:2])
     return model
 
