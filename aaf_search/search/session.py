@@ -132,10 +132,8 @@ class SearchSession:
         return trial_dir(self.run_dir, number)
 
     def discard_checkpoint(self, number: int) -> None:
-        """Delete the checkpoint trial ``number`` left, as a trial that will not be carried on (pruned).
-
-        For the Ray backend, whose workers cannot tell a stop for pruning from a stop for Ctrl-C.
-        """
+        """Delete the checkpoint trial ``number`` left, as a trial that will not be carried on: one the Ray
+        backend pruned (its workers cannot tell a stop for pruning from a stop for Ctrl-C), one retried."""
         from aaf_search.trials.checkpoint import remove_checkpoint  # torch: imported where trials train
 
         remove_checkpoint(self.trial_dir(number))
@@ -148,7 +146,11 @@ class SearchSession:
         retry_of = trial.user_attrs.get(ATTR_RETRY_OF)
         if retry_of is None:
             return self.trial_dir(trial.number)
-        return self._carrying_on(trial, config, [self.trial_dir(int(retry_of))], f"interrupted trial {retry_of}")
+        path = self._carrying_on(trial, config, [self.trial_dir(int(retry_of))], f"interrupted trial {retry_of}")
+        # A trial is retried once: a checkpoint it still holds (unreadable, or of a config the space has
+        # since changed) would never be carried on.
+        self.discard_checkpoint(int(retry_of))
+        return path
 
     def _carrying_on(self, trial: optuna.Trial, config: TrialConfig, earlier: Iterable[Path], source: str) -> Path:
         """``trial``'s directory, into which the checkpoint of ``config`` that one of the ``earlier`` run

@@ -147,8 +147,13 @@ def test_interrupted_trials_are_failed_and_retried() -> None:
     assert "marked 1 trial(s) left RUNNING by an interrupted run as FAIL" in stream.getvalue()
     assert len(runner.configs) == 1  # the FAIL trial does not count: one more trial to reach 2
 
+    left = Path("aaf-runs/trainable_zoo/trials/0001")
+    left.mkdir(parents=True)
+    (left / "checkpoint.pt").write_bytes(b"cut off mid-write")  # unreadable: the retry trains from the start
+
     retried = FakeRunner()
     run_search(settings(trials=3, pruner="none", retry_failed=True), runner=retried)
+    assert not left.exists()  # no later retry would carry that checkpoint on
     again = study.trials[3]
     assert again.user_attrs["retry_of"] == 1
     # The interrupted trial's seed, so that its checkpoint (of the same config) is carried on
