@@ -47,6 +47,7 @@ from aaf_search.search.study import (
     TASK_ATTRS,
     check_compatible,
     check_same_distributions,
+    count_finished,
     create_once,
     existing_attrs,
     fail_interrupted,
@@ -168,6 +169,13 @@ def run_search(
     target = settings.trials if sampling.capacity is None else min(settings.trials, sampling.capacity)
     if target < settings.trials:
         print(f"note: the grid has {target} paths; the search stops at {target} finished trials", file=stream)
+    finished = count_finished(study)
+    if finished >= target:
+        print(
+            f"note: study '{name}' already holds {finished} finished trials (--trials {settings.trials}); "
+            "nothing to run (a larger --trials runs more)",
+            file=stream,
+        )
     progress = ProgressLine.for_study(study, name, target, stream=stream, budget=settings.timeout)
     session = SearchSession(
         study=study,

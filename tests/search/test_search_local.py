@@ -117,9 +117,13 @@ def test_resume_runs_only_the_missing_trials() -> None:
     assert [c.seed for c in second.configs] == [trial_seed(7, n) for n in (2, 3, 4)]
     # The resumed sampler does not replay the first session's draws.
     assert {c.optim.lr for c in first.configs}.isdisjoint(c.optim.lr for c in second.configs)
-    third = FakeRunner()
-    run_search(settings(trials=5, pruner="none"), runner=third)
-    assert third.configs == []  # nothing missing, nothing run
+    third, stream = FakeRunner(), io.StringIO()
+    run_search(settings(trials=5, pruner="none"), runner=third, stream=stream)
+    assert third.configs == []  # nothing missing, nothing run, and it says so
+    assert (
+        "note: study 'trainable_zoo' already holds 5 finished trials (--trials 5); nothing to run "
+        "(a larger --trials runs more)\n"
+    ) in stream.getvalue()
     assert [s["trials"] for s in sessions(study)] == [2, 5, 5]  # each session's settings
 
 
