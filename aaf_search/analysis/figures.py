@@ -73,7 +73,15 @@ COLORS = {"complete": "#0173b2", "best": "#de8f05", "pruned": "0.55", "fail": "#
 DIRECTIONS = ("maximize", "minimize")
 SEED_DOT_OFFSET = 0.18  # seeds' dots sit just above their row's interval line, which would hide them
 SEED_ROBUSTNESS_COLUMNS = (
-    *("label", "family", "robust_rank", "mean", "ci_low", "ci_high", "mean_diff", "diff_ci_low", "diff_ci_high"),
+    "label",
+    "family",
+    "robust_rank",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "mean_diff",
+    "diff_ci_low",
+    "diff_ci_high",
 )
 
 

@@ -157,11 +157,11 @@ def write_report(
         None if scores["value"].notna().any() else "no complete trial",
     )
     if robust is not None:
-        best_config = (companion.user_attrs.get(ATTR_BEST) or {}).get("config") if companion is not None else None
+        robust_best = (companion.user_attrs.get(ATTR_BEST) or {}).get("config") if companion is not None else None
         figure(
             "robust",
             lambda p: figures.seed_robustness(
-                robust, p, metric=metric, percent=percent(metric), best=best_config, svg=svg
+                robust, p, metric=metric, percent=percent(metric), best=robust_best, svg=svg
             ),
         )
     curves = curves_frame(study)
