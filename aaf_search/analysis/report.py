@@ -44,7 +44,7 @@ from aaf_search.search.export import ranked
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
 from aaf_search.search.rundir import belongs_to, trial_dir
-from aaf_search.search.study import objective_names
+from aaf_search.search.study import objective_names, sessions
 
 TOP_CURVES = 5  # learning curves drawn in colour; the rest of the complete trials are left out
 LEADERBOARD_COLUMNS = ("family", "trials", "complete", "pruned", "failed", "best", "median", "best_trial")
@@ -240,15 +240,19 @@ def write_index(
 ) -> Path:
     """``index.md``: the study in a few lines (space, budget, trials by state, best, robust best) and links."""
     attrs = study.user_attrs
-    settings = attrs.get(study_attrs.SETTINGS, {})
+    # The latest search's settings: a study continued with a larger --trials (or another sampler) runs to
+    # that; studies that kept no sessions have their creating search's.
+    settings = (sessions(study) or [attrs.get(study_attrs.SETTINGS, {})])[-1]
     counts = trials["state"].value_counts()
     states = ", ".join(f"{counts[s]} {s.lower()}" for s in counts.index)
     metric = attrs.get(study_attrs.METRIC, "value")
+    epochs = attrs.get(study_attrs.EPOCHS) or settings.get("epochs")  # the space's default resolved, if recorded
     lines = [
         f"# Study '{study.study_name}'",
         "",
         f"- space: {attrs.get(study_attrs.SPACE, '?')} ({attrs.get(study_attrs.SPACE_SOURCE) or 'no source recorded'})",
-        f"- budget: {settings.get('trials', '?')} trials of {settings.get('epochs') or 'the space default'} epochs, "
+        f"- budget: {_plural(settings.get('trials', '?'), 'trial')} of "
+        f"{_plural(epochs, 'epoch') if epochs else 'the space default epochs'}, "
         f"sampler {settings.get('sampler', '?')}, pruner {_pruner(study, settings)}, "
         f"{metric} ({direction_of(study)})",
         f"- trials: {len(trials)} ({states or 'none'})",
@@ -286,6 +290,10 @@ def write_index(
     index = report.out / "index.md"
     write_text_atomically(index, "\n".join(lines) + "\n")
     return index
+
+
+def _plural(count: object, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _pruner(study: optuna.Study, settings: Mapping[str, Any]) -> str:

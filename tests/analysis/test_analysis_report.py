@@ -159,7 +159,16 @@ def test_the_index_names_the_pruner_the_search_chose() -> None:
     fake_search("journal:runs/study.log", trials=1, pruner=None)  # no --pruner: asha, for one objective
     assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
     index = Path("report/index.md").read_text()
-    assert "- budget: 1 trials of 2 epochs, sampler random, pruner asha, val_accuracy (maximize)" in index
+    assert "- budget: 1 trial of 2 epochs, sampler random, pruner asha, val_accuracy (maximize)" in index
+
+
+def test_the_index_gives_the_budget_of_the_latest_search() -> None:
+    fake_search("journal:runs/study.log", trials=1, pruner=None)
+    fake_search("journal:runs/study.log", trials=3, pruner="none")  # continued to 3 trials, unpruned
+    assert main(["report", "--storage", "journal:runs/study.log", "--out", "report"]) == 0
+    index = Path("report/index.md").read_text()
+    assert "- budget: 3 trials of 2 epochs, sampler random, pruner none, val_accuracy (maximize)" in index
+    assert "- trials: 3 (3 complete)" in index
 
 
 def test_the_index_claims_only_the_figures_it_drew(monkeypatch: pytest.MonkeyPatch) -> None:
