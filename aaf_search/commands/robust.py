@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     import optuna
 
     from aaf_search.analysis.robust_settings import RobustSettings, parse_seeds
+    from aaf_search.search import DEFAULT_STORAGE
     from aaf_search.search.export import load_study
+    from aaf_search.search.storage import redact
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     # A bad --seeds, or a storage or study that is not there, is refused before torch is imported.
@@ -57,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
     print(robust_table.text(result))
     print(f"ran {outcome.ran}, reused {outcome.reused}; wrote {', '.join(map(str, written))}")
     print(f"study '{outcome.companion.study_name}' holds the runs and the summary (aaf-search dashboard shows it)")
+    storage = "" if args.storage == DEFAULT_STORAGE else f" --storage {redact(args.storage)}"
+    print(f"figure: aaf-search report --study {study.study_name}{storage}  (robust.png, with the other figures)")
     return 0

@@ -323,6 +323,7 @@ def test_real_search_robust_then_resume(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([*args, "--out", str(tmp_path / "again")]) == 0
     out = capsys.readouterr().out
     assert "ran 0, reused 6" in out
+    assert f"figure: aaf-search report --study {REAL_STUDY} --storage {url}  (robust.png" in out
     assert len(companion_trials(url, REAL_STUDY)) == 6
     again = pd.read_csv(tmp_path / "again" / "robust.csv")
     pd.testing.assert_frame_equal(again, table)
