@@ -393,9 +393,10 @@ def draw_seed_robustness(
     seeds = [c for c in table.columns if c.startswith(SEED_PREFIX)]
     scale = 100.0 if percent else 1.0
     unit = " (%)" if percent else ""
-    rows = table[table["label"] != BASELINE_LABEL].sort_values("robust_rank", na_position="last", kind="stable")
-    rows = pd.concat([rows, table[table["label"] == BASELINE_LABEL]])
-    baseline = table[table["label"] == BASELINE_LABEL]
+    baseline_rows = table["label"] == BASELINE_LABEL
+    baseline = table[baseline_rows]
+    configs = table[~baseline_rows].sort_values("robust_rank", na_position="last", kind="stable")
+    rows = pd.concat([configs, baseline])
     baseline_scores = baseline[seeds].iloc[0] if len(baseline) else pd.Series(np.nan, index=seeds)
     scores_ax, diff_ax = fig.subplots(1, 2, sharey=True)
     y = np.arange(len(rows))[::-1]  # the first row on top
