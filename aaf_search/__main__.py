@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from aaf_search.cli import main
+from aaf_search.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -1,4 +1,5 @@
-"""A mistyped command is refused before torch is imported (importing it and torchvision takes seconds)."""
+"""A mistyped command is refused before torch is imported, and only ``tv:`` models import torchvision
+(importing torch takes over a second, torchvision over a second more)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ print(code, [name for name in ("torch", "torchvision") if name in sys.modules])
         ["robust", "--storage", "journal:missing.log"],
         ["studies", "--storage", "journal:missing.log"],
         ["robust", "--seeds", "42,x"],
+        ["--space", "lslu_depth", "--sampler", "tp"],  # a name from a table
+        ["--space", "lslu_depth", "--pruner", "asa"],
+        ["--space", "lslu_depth", "--backend", "rey"],
     ],
 )
 def test_a_mistyped_command_is_refused_without_importing_torch(args: list[str], tmp_path: Path) -> None:
@@ -37,3 +41,32 @@ def test_a_mistyped_command_is_refused_without_importing_torch(args: list[str], 
     )
     assert done.stdout.strip() == "2 []", done.stderr
     assert done.stderr.startswith("aaf-search")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["models"], 0),
+        (["models", "vanillanet"], 0),
+        (["spaces", "lslu_depth"], 0),
+        (["--space", "lslu_depth", "--model", "resnt20"], 2),  # the pre-flight's model check
+    ],
+)
+def test_commands_without_a_torchvision_model_do_not_import_torchvision(
+    args: list[str], code: int, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.stdout.splitlines()[-1] == f"{code} ['torch']", done.stderr
+
+
+def test_a_torchvision_model_imports_torchvision(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "models", "tv:resnet18"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.stdout.splitlines()[-1] == "0 ['torch', 'torchvision']", done.stderr

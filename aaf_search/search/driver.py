@@ -20,13 +20,13 @@ from optuna.storages import BaseStorage
 from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
 from aaf_search.search import study_attrs
-from aaf_search.search.backends import make_backend
+from aaf_search.search.backends import BACKENDS, make_backend
 from aaf_search.search.enqueue import enqueue_points, resolve_points, waiting_beyond
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
 from aaf_search.search.objectives import resolve_objectives
 from aaf_search.search.progress import ProgressLine
-from aaf_search.search.pruners import choose_pruner, make_pruner
+from aaf_search.search.pruners import PRUNERS, choose_pruner, make_pruner
 from aaf_search.search.recording import TrialRecorder
 from aaf_search.search.rundir import (
     check_run_dir,
@@ -38,7 +38,7 @@ from aaf_search.search.rundir import (
     storage_label,
     study_run_dir,
 )
-from aaf_search.search.samplers import SamplerContext, make_sampler
+from aaf_search.search.samplers import SAMPLERS, SamplerContext, make_sampler
 from aaf_search.search.seeds import sampler_seed
 from aaf_search.search.session import SearchSession, TrialRunner
 from aaf_search.search.settings import SearchSettings
@@ -56,6 +56,7 @@ from aaf_search.search.study import (
     retry_cut_off,
     running_trials,
 )
+from aaf_search.search.tables import lookup
 from aaf_search.spaces import SearchSpace, resolve_space
 from aaf_search.spaces.resolve import SPACE_FILE_SUFFIXES
 
@@ -84,8 +85,12 @@ def run_search(
     if settings.study is not None and not settings.study.strip():
         raise UserError("--study must not be empty; leave it out to name the study after the space")
     space = resolve_space(settings.space)
-    # Imported after the checks above: the pre-flight imports the models (torch and torchvision, seconds),
-    # and a mistyped space or number is refused at once.
+    lookup(SAMPLERS, settings.sampler, "sampler")
+    lookup(BACKENDS, settings.backend, "backend")
+    if settings.pruner is not None:
+        lookup(PRUNERS, settings.pruner, "pruner")
+    # Imported after the checks above: the pre-flight imports the models (torch, seconds), and a
+    # mistyped space, table name or number is refused at once.
     from aaf_search.search.preflight import check_precision, check_space
 
     defaults = space.defaults.replace(

@@ -25,17 +25,19 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
-import torchvision.models as tvm
 from torch import Tensor, nn
 
 from aaf_search import activations
 from aaf_search.trials.discover import wrap_activations
 from aaf_search.trials.models._base import Builder, InputShape, ModelError, ModelInfo
 from aaf_search.trials.slots import iter_slots
+
+if TYPE_CHECKING:  # imported where a tv: model is used: torchvision takes over a second to import
+    import torchvision.models as tvm
 
 PREFIX = "tv:"
 NATIVE = "native"  # base_activation that keeps the network's own activation modules
@@ -63,6 +65,8 @@ class TorchvisionNet(nn.Module):
 @lru_cache(maxsize=1)
 def torchvision_names() -> tuple[str, ...]:
     """torchvision's classification models (not detection, segmentation, video or quantized)."""
+    import torchvision.models as tvm
+
     return tuple(tvm.list_models(module=tvm))
 
 
@@ -99,6 +103,10 @@ def build_torchvision(
     bare: str, input_shape: InputShape, num_classes: int, base_activation: str, *, pretrained: bool = False
 ) -> nn.Module:
     """torchvision's ``bare`` model for ``input_shape``/``num_classes``, its activations in slots."""
+    import torchvision.models as tvm
+
+    from aaf_search.trials.models.torchvision_blocks import fused_mbconv_out_of_place
+
     kwargs: dict[str, Any] = {"aux_logits": False} if bare in _AUX_LOGITS else {}
     if pretrained:
         weights = cached_weights(bare)
@@ -106,7 +114,7 @@ def build_torchvision(
         _replace_head(net, bare, len(weights.meta["categories"]), num_classes)
     else:
         net = tvm.get_model(bare, weights=None, num_classes=num_classes, **kwargs)
-    _fused_mbconv_out_of_place(net)
+    fused_mbconv_out_of_place(net)
     _quicken_batch_norm(net)
     model = TorchvisionNet(net, input_shape[0])
     # One sample is enough for the probe: it runs in eval mode, where BN uses its running statistics.
@@ -131,31 +139,6 @@ def _quicken_batch_norm(net: nn.Module) -> None:
             module.momentum = max(module.momentum, BATCH_NORM_MOMENTUM)
 
 
-class _FusedMBConvOutOfPlace(tvm.efficientnet.FusedMBConv):
-    """EfficientNetV2's FusedMBConv with its shortcut added out of place (same values)."""
-
-    def forward(self, input: Tensor) -> Tensor:
-        result: Tensor = self.block(input)
-        if self.use_res_connect:
-            result = self.stochastic_depth(result) + input
-        return result
-
-
-def _fused_mbconv_out_of_place(net: nn.Module) -> None:
-    """Make EfficientNetV2's ``FusedMBConv`` blocks add their shortcut out of place.
-
-    Why: a block without expansion ends in an activation and adds its shortcut to that output with
-    ``+=``. torchvision's SiLU there does not need its output for backward, but the activations a slot
-    may hold do (ReLU, Sigmoid, Tanh, ELU keep it, so does APA's final exp): with one of them every
-    trial failed in its first backward pass ("modified by an inplace operation"). (Dropout modules,
-    the other way torchvision overwrites an activation's output, are made out of place for any model
-    by :func:`~aaf_search.trials.discover.wrap_activations`.)
-    """
-    for module in net.modules():
-        if type(module) is tvm.efficientnet.FusedMBConv:
-            module.__class__ = _FusedMBConvOutOfPlace
-
-
 def cached_weights(bare: str) -> tvm.WeightsEnum:
     """torchvision's default weights for ``bare`` if their file is in the torch hub cache.
 
@@ -176,6 +159,8 @@ def cached_weights(bare: str) -> tvm.WeightsEnum:
 
 
 def _default_weights(bare: str) -> tvm.WeightsEnum | None:
+    import torchvision.models as tvm
+
     try:
         return tvm.get_model_weights(bare).DEFAULT
     except (KeyError, ValueError, AttributeError):
