@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from aaf_search.search import study_attrs
 from aaf_search.search.export import ranked
 from aaf_search.search.pruners import choose_pruner
 from aaf_search.search.recording import ATTR_ACTIVATION_PARAMS
-from aaf_search.search.rundir import belongs_to, trial_dir
+from aaf_search.search.rundir import belongs_to, saved_weights, trial_dir
 from aaf_search.search.study import objective_names, sessions
 
 TOP_CURVES = 5  # learning curves drawn in colour; the rest of the complete trials are left out
@@ -106,12 +106,13 @@ def shapes_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def write_report(
-    study: optuna.Study, companion: optuna.Study | None, out: Path, *, svg: bool = False, runs: Path | None = None
+    study: optuna.Study, companion: optuna.Study | None, out: Path, *, svg: bool = False, runs: Sequence[Path] = ()
 ) -> Report:
     """Write every table and figure of ``study`` (and its robustness companion) into ``out``, then ``index.md``.
 
-    ``runs`` is the search's run directory: the one figure that needs more than the storage, the
-    activations the best trial learned, is drawn from the weights it saved there.
+    ``runs`` are the search's run directories, the first looked in first: the one figure that needs
+    more than the storage, the activations the best trial learned, is drawn from the weights it saved
+    in one of them.
     """
     report = Report(out)
     direction = direction_of(study)
@@ -187,18 +188,21 @@ def write_report(
 
 
 def _learned(
-    study: optuna.Study, trial: FrozenTrial, runs: Path | None
+    study: optuna.Study, trial: FrozenTrial, runs: Sequence[Path]
 ) -> tuple[list[figures.LearnedCurves], str | None]:
     """The curves the activations of ``trial`` learned, from its saved weights, or why there are none."""
-    if runs is None:
+    if not runs:
         return [], "no run directory given to read trial weights from"
-    if not runs.is_dir():
-        return [], f"no run directory '{runs}' with the trials' weights (--runs names the search's)"
-    if not belongs_to(runs, study):
-        return [], f"run directory '{runs}' holds another study's trials"
-    path = trial_dir(runs, trial.number)
-    if not (path / "model.pt").is_file():
-        return [], f"trial {trial.number} saved no weights in '{path}'"
+    there = [path for path in runs if path.is_dir()]
+    if not there:
+        return [], f"no run directory '{runs[0]}' with the trials' weights (--runs names the search's)"
+    own = [path for path in there if belongs_to(path, study)]
+    if not own:
+        return [], f"run directory '{there[0]}' holds another study's trials"
+    path = saved_weights(own, trial.number)
+    if path is None:
+        looked = "' or '".join(str(trial_dir(run_dir, trial.number)) for run_dir in own)
+        return [], f"trial {trial.number} saved no weights in '{looked}'"
     # Imported here: it builds models, and every other figure of the report is drawn from the storage.
     from aaf_search.analysis.learned import learned_in_run
 

@@ -19,24 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--runs",
         type=Path,
-        help="the search's run directory, with the trials' weights (default: the one the study recorded, "
-        "its search's --out or aaf-runs/<study>)",
+        help="the search's run directory, with the trials' weights (default: those the study recorded, "
+        "its searches' --out or aaf-runs/<study>)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from aaf_search.analysis.studies import load_with_companion
     from aaf_search.outdir import check_out_dir
-    from aaf_search.search.rundir import run_dir_of
+    from aaf_search.search.rundir import run_dirs_of
 
     study, companion = load_with_companion(args.storage, args.study)
-    own = run_dir_of(study.study_name, study.user_attrs)
-    out = args.out or own / "report"
+    own = run_dirs_of(study.study_name, study.user_attrs)  # the latest first: the report goes there
+    out = args.out or own[0] / "report"
     check_out_dir(out, "--out" if args.out else "report directory")
     # Imported once the study and the directory are known good: the figures need torch and matplotlib.
     from aaf_search.analysis.report import write_report
 
-    report = write_report(study, companion, out, svg=args.svg, runs=args.runs or own)
+    report = write_report(study, companion, out, svg=args.svg, runs=[args.runs] if args.runs else own)
     print(f"{study.study_name}: {len(report.tables)} tables, {len(report.figures)} figures -> {report.index}")
     for note in report.notes:
         print(f"  note: {note}")

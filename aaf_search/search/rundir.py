@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from aaf_search.search.study import existing_attrs
 RUNS_DIR = Path("aaf-runs")  # where a search, its report and its robustness runs write unless --out says
 MARKER = "study.json"
 OUTPUTS = ("trials", "best.yaml")  # what a search writes into its run directory
+WEIGHTS = "model.pt"  # a trial directory's weights, as aaf_search.trials.runner saves them
 
 
 UNSAFE_IN_DIRECTORY_NAMES = re.compile(r"[^\w.+=@-]")
@@ -51,13 +52,40 @@ def run_dir_of(study_name: str, attrs: Mapping[str, Any] | None) -> Path:
     return _shortened(Path(recorded))
 
 
+def run_dirs_of(study_name: str, attrs: Mapping[str, Any] | None) -> list[Path]:
+    """Every run directory of the study that is there, latest first: :func:`run_dir_of` (there or not),
+    then those its earlier searches wrote into (a search continued with another ``--out``)."""
+    latest = run_dir_of(study_name, attrs)
+    recorded = (attrs or {}).get(study_attrs.RUN_DIRS)
+    earlier = [Path(path) for path in reversed(recorded) if isinstance(path, str)] if isinstance(recorded, list) else []
+    dirs = [latest]
+    for path in earlier:
+        if path.is_dir() and path.resolve() not in {d.resolve() for d in dirs}:
+            dirs.append(_shortened(path))
+    return dirs
+
+
+def saved_weights(run_dirs: Sequence[Path], number: int) -> Path | None:
+    """Trial ``number``'s directory in the first of ``run_dirs`` where it saved its weights, if any."""
+    for run_dir in run_dirs:
+        path = trial_dir(run_dir, number)
+        if (path / WEIGHTS).is_file():
+            return path
+    return None
+
+
 def record_run_dir(storage: BaseStorage, name: str, run_dir: Path) -> Path | None:
     """Record ``run_dir`` as study ``name``'s run directory; the one recorded before when it was another."""
     study_id = storage.get_study_id_from_name(name)
-    before = storage.get_study_user_attrs(study_id).get(study_attrs.RUN_DIR)
+    attrs = storage.get_study_user_attrs(study_id)
+    before = attrs.get(study_attrs.RUN_DIR)
     path = str(run_dir.resolve())
     if before == path:
         return None
+    # Studies recorded before RUN_DIRS have their latest directory only.
+    earlier = attrs.get(study_attrs.RUN_DIRS, [before] if isinstance(before, str) else [])
+    earlier = earlier if isinstance(earlier, list) else []
+    storage.set_study_user_attr(study_id, study_attrs.RUN_DIRS, [*(d for d in earlier if d != path), path])
     storage.set_study_user_attr(study_id, study_attrs.RUN_DIR, path)
     return _shortened(Path(before)) if isinstance(before, str) else None
 

@@ -15,4 +15,5 @@ SETTINGS = "settings"  # the settings of the run that created it
 VERSION = "aaf_search_version"
 UID = "study_uid"  # a uuid written at creation: tells a study from one made again under its name
 RUN_DIR = "run_dir"  # the absolute path of the run directory its latest search wrote trials into
+RUN_DIRS = "run_dirs"  # every run directory its searches wrote trials into, absolute, oldest first
 SOURCE_STUDY = "source_study"  # a robustness companion's: the study whose configurations it re-trains

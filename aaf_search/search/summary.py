@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from aaf_search.search.export import ranked
 from aaf_search.search.objectives import format_value
 from aaf_search.search.recording import stored_category
-from aaf_search.search.rundir import trial_dir
+from aaf_search.search.rundir import run_dirs_of, saved_weights
 from aaf_search.search.storage import redact
 from aaf_search.search.study import objective_names
 
@@ -57,8 +57,9 @@ def summarize(outcome: SearchOutcome, storage_url: str) -> str:
             lines.append(f"  trial {trial.number}: {values}")
     if outcome.best_path is not None:
         lines.append(f"best config: {outcome.best_path}  (aaf-search train --config {outcome.best_path})")
-        weights = trial_dir(outcome.run_dir, best[0].number)
-        if (weights / "model.pt").is_file():
+        # The best trial may be one an earlier search wrote into another --out.
+        weights = saved_weights([outcome.run_dir, *run_dirs_of(study.study_name, study.user_attrs)], best[0].number)
+        if weights is not None:
             lines.append(f"best weights: {weights}  (aaf-search activations plot --run {weights})")
     lines.append(f"dashboard: optuna-dashboard {redact(storage_url)}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,35 @@ def test_the_report_of_a_search_run_with_out_goes_into_that_directory_and_reads_
     assert main(["report", "--storage", "journal:runs/study.log", "--runs", "elsewhere"]) == 0
     assert "no run directory 'elsewhere'" in Path("mine/report/index.md").read_text()
     assert not Path("elsewhere").exists()
+
+
+def test_the_report_finds_the_best_trials_weights_in_the_directory_an_earlier_search_wrote_into() -> None:
+    def search(trials: int, out: str, lr: float) -> None:
+        point = ({"opt/lr": lr},)
+        fake_search(
+            "journal:runs/study.log",
+            trials=trials,
+            space="lslu_depth",
+            runner=PlannedRunner(),
+            out=Path(out),
+            enqueue=point,
+        )
+
+    # Trial 0, in first/, scores best: the fake's accuracy grows with the learning rate.
+    search(1, "first", lr=0.009)
+    search(2, "second", lr=0.0002)
+
+    assert main(["report", "--storage", "journal:runs/study.log"]) == 0
+
+    index = Path("second/report/index.md").read_text()  # the report goes into the latest directory
+    assert "- activation shapes, trajectories and learned activations: trial 0" in index
+    assert "learned: skipped" not in index
+    _assert_png([Path("second/report/learned.png")])
+
+    shutil.rmtree("first/trials/0000")
+    assert main(["report", "--storage", "journal:runs/study.log"]) == 0
+    index = Path("second/report/index.md").read_text()
+    assert "- learned: skipped, trial 0 saved no weights in 'second/trials/0000' or 'first/trials/0000'" in index
 
 
 class CostlyRunner(FakeRunner):

@@ -220,6 +220,10 @@ def test_a_search_given_another_out_says_where_the_earlier_trials_are_and_record
     )
     assert load().user_attrs["run_dir"] == str(Path("second").resolve())
     assert runner.out_dirs == [Path("second/trials/0001")]
+    # Every directory is kept, latest last, for reading the trials' weights wherever they went.
+    assert load().user_attrs["run_dirs"] == [str(Path(name).resolve()) for name in ("first", "second")]
+    run_search(settings(trials=3, out=Path("first")), runner=runner, stream=stream)
+    assert load().user_attrs["run_dirs"] == [str(Path(name).resolve()) for name in ("second", "first")]
 
 
 def test_a_recorded_run_directory_that_was_moved_away_falls_back_to_aaf_runs() -> None:

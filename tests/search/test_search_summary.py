@@ -29,9 +29,18 @@ class SavingRunner(FakeRunner):
         return result
 
 
-def settings() -> SearchSettings:
+def settings(**changes: Any) -> SearchSettings:
     return SearchSettings(
-        space="trainable_zoo", trials=3, sampler="random", pruner="none", storage=STORAGE, epochs=1, seed=3
+        **{
+            "space": "trainable_zoo",
+            "trials": 3,
+            "sampler": "random",
+            "pruner": "none",
+            "storage": STORAGE,
+            "epochs": 1,
+            "seed": 3,
+            **changes,
+        }
     )
 
 
@@ -50,6 +59,16 @@ def test_the_summary_names_the_best_trial_its_config_and_its_weights() -> None:
     trial = run_dir / "trials" / f"{best.number:04d}"
     assert weights == f"best weights: {trial}  (aaf-search activations plot --run {trial})"
     assert dashboard == f"dashboard: optuna-dashboard {STORAGE}"
+
+
+def test_the_weights_line_names_the_directory_an_earlier_search_wrote_the_best_trial_into() -> None:
+    # The fake's accuracy rises with the learning rate: trial 0, in first/, stays the best.
+    run_search(settings(trials=1, out=Path("first"), enqueue=({"opt/lr": 0.01},)), runner=SavingRunner())
+    outcome = run_search(settings(out=Path("second")), runner=SavingRunner(), stream=io.StringIO())
+
+    assert max(outcome.study.trials, key=lambda t: t.values[0]).number == 0
+    weights = Path("first/trials/0000")
+    assert f"best weights: {weights}  (aaf-search activations plot --run {weights})" in summarize(outcome, STORAGE)
 
 
 def test_no_weights_line_when_the_trial_saved_none() -> None:
