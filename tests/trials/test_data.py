@@ -151,6 +151,23 @@ def test_digits_pixels_round_trip() -> None:
     assert image_multiset(images[:, 0], labels) == image_multiset(bunch.images.astype(np.uint8), bunch.target)
 
 
+@pytest.mark.parametrize("bundled_file", [True, False])
+def test_digits_are_scikit_learns_whether_read_from_its_file_or_through_load_digits(
+    bundled_file: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.datasets import load_digits
+
+    if not bundled_file:  # a scikit-learn whose file is elsewhere
+        monkeypatch.setattr(sources, "DIGITS_FILE", ("nowhere", "digits.csv.gz"))
+    assert (sources._bundled_digits_file() is not None) == bundled_file
+    raw = sources.load_digits_set(Path("unused"), {}, download=False)
+
+    bunch = load_digits()
+    assert raw.train_x.shape == (1797, 1, 8, 8) and raw.train_x.is_contiguous()
+    assert torch.equal(raw.train_x * 16, torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1))
+    assert raw.train_y.dtype == torch.int64 and raw.train_y.tolist() == bunch.target.tolist()
+
+
 def test_split_is_fixed_and_independent_of_trial_seed() -> None:
     clear_cache()
     torch.manual_seed(1)
