@@ -30,6 +30,8 @@ from aaf_search.search.recording import (
     ATTR_SEED,
     INTERRUPTED,
     INTERRUPTED_REASON,
+    SURPLUS,
+    SURPLUS_PREFIX,
     WORKER,
     stored_category,
 )
@@ -311,7 +313,10 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def retry_cut_off(study: optuna.Study) -> list[int]:
-    """Enqueue again (:func:`enqueue_retry`) every trial :func:`was_cut_off` not yet retried; their numbers."""
+    """Enqueue again (:func:`enqueue_retry`) every trial :func:`was_cut_off` not yet retried; their numbers.
+
+    Then drops the :func:`duplicate_retries` that a search started at the same time enqueued too.
+    """
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
     numbers = []
@@ -319,7 +324,50 @@ def retry_cut_off(study: optuna.Study) -> list[int]:
         if was_cut_off(trial) and trial.number not in retried:
             enqueue_retry(study, trial)
             numbers.append(trial.number)
+    if numbers:
+        drop_duplicate_retries(study)
     return numbers
+
+
+def duplicate_retries(trials: Sequence[FrozenTrial]) -> dict[int, FrozenTrial]:
+    """The WAITING retries of a trial that an earlier retry already retries, each with that earlier one.
+
+    Two searches started together with ``--retry-failed`` can each find a trial not yet retried and
+    each enqueue its retry; the retry with the lower number is the one to run.
+    """
+    first: dict[int, FrozenTrial] = {}
+    duplicates = {}
+    for trial in sorted(trials, key=lambda t: t.number):
+        source = trial.user_attrs.get(ATTR_RETRY_OF)
+        if source is None:
+            continue
+        if source not in first:
+            first[source] = trial
+        elif trial.state == TrialState.WAITING:
+            duplicates[trial.number] = first[source]
+    return duplicates
+
+
+def drop_duplicate_retries(study: optuna.Study) -> list[int]:
+    """Fail, unrun, every :func:`duplicate_retries` no search has started yet; their numbers.
+
+    Each is claimed first as Optuna claims a waiting trial (WAITING to RUNNING, which only one process
+    wins), so a search that just took it as its next trial keeps it. It is then failed as a surplus
+    trial ("not run: ..."), like one that found every slot taken.
+    """
+    storage = study._storage
+    dropped = []
+    for number, earlier in duplicate_retries(study.get_trials(deepcopy=False)).items():
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        if not storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+            continue  # a search took it first: it runs
+        source = earlier.user_attrs[ATTR_RETRY_OF]
+        reason = f"{SURPLUS_PREFIX} trial {earlier.number} already retries trial {source} (two searches enqueued it)"
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        storage.set_trial_user_attr(trial_id, ATTR_FAIL_CATEGORY, SURPLUS)
+        study.tell(number, state=TrialState.FAIL)
+        dropped.append(number)
+    return dropped
 
 
 def count_finished(study: optuna.Study) -> int:

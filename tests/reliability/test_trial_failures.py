@@ -15,15 +15,16 @@ import optuna
 import pytest
 import torch
 from faults import search_fakes
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from aaf_search.cli import main
 from aaf_search.config import TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search
-from aaf_search.search.recording import failure_category, stored_category
+from aaf_search.search import study as study_module
+from aaf_search.search.recording import INTERRUPTED_REASON, failure_category, stored_category
 from aaf_search.search.storage import open_storage
-from aaf_search.search.study import retry_cut_off
+from aaf_search.search.study import drop_duplicate_retries, enqueue_retry, retry_cut_off
 from aaf_search.search.summary import summarize
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 
@@ -204,3 +205,49 @@ def test_retry_failed_runs_trials_cut_off_from_outside_again_and_a_dead_workers_
     # Each retry takes its trial's seed, to carry on from the checkpoint that trial left
     assert [(t.user_attrs["retry_of"], t.user_attrs["seed"]) for t in waiting] == [(0, 100), (1, 101), (5, 105)]
     assert retry_cut_off(study) == []  # retried once
+
+
+def interrupted_study(name: str) -> optuna.Study:
+    """A study whose trial 0 was cut off by an interrupt, with its seed."""
+    study = optuna.create_study(storage=open_storage(STORAGE), study_name=name)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    for attr, value in (("fail_reason", INTERRUPTED_REASON), ("fail_category", "interrupted"), ("seed", 7)):
+        trial.set_user_attr(attr, value)
+    study.tell(trial, state=TrialState.FAIL)
+    return study
+
+
+def states(study: optuna.Study) -> list[tuple[int, str, object]]:
+    return [(t.number, t.state.name, t.user_attrs.get("fail_category")) for t in study.trials]
+
+
+def test_two_searches_retrying_at_once_run_one_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = interrupted_study("race")
+    enqueue = study_module.enqueue_retry
+
+    def another_search_enqueues_it_first(study: optuna.Study, trial: FrozenTrial) -> None:
+        # The other search read the study before this one enqueued, as this one did: it saw no retry either.
+        enqueue(optuna.load_study(study_name="race", storage=open_storage(STORAGE)), trial)
+        enqueue(study, trial)
+
+    monkeypatch.setattr(study_module, "enqueue_retry", another_search_enqueues_it_first)
+
+    assert retry_cut_off(study) == [0]
+
+    assert states(study) == [(0, "FAIL", "interrupted"), (1, "WAITING", None), (2, "FAIL", "surplus")]
+    assert study.trials[2].user_attrs["fail_reason"] == (
+        "not run: trial 1 already retries trial 0 (two searches enqueued it)"
+    )
+    assert study.trials[1].user_attrs["seed"] == 7  # the retry that runs carries trial 0 on
+
+
+def test_a_duplicate_retry_a_search_already_started_runs() -> None:
+    study = interrupted_study("taken")
+    for _ in range(2):
+        enqueue_retry(study, study.trials[0])
+    storage = open_storage(STORAGE)
+    second = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("taken"), 2)
+    assert storage.set_trial_state_values(second, TrialState.RUNNING)  # as a search's ask() claims it
+
+    assert drop_duplicate_retries(study) == []
+    assert states(study) == [(0, "FAIL", "interrupted"), (1, "WAITING", None), (2, "RUNNING", None)]
