@@ -18,7 +18,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from aaf_search.errors import UserError
-from aaf_search.search.study import count_finished
+from aaf_search.search.study import count_finished, drop_enqueued_twice
 
 Point = Mapping[str, Any]
 FORMAT_HINT = "NAME=VALUE pairs separated by commas (act/family=coslu,opt/lr=0.001)"
@@ -46,12 +46,16 @@ def resolve_points(points: Sequence[Point], distributions: Mapping[str, BaseDist
 def enqueue_points(study: optuna.Study, points: Sequence[dict[str, Any]]) -> int:
     """Enqueue each point not already in the study (as any trial's parameters); return how many were new.
 
-    A rerun of the same command therefore adds nothing twice.
+    A rerun of the same command therefore adds nothing twice, and of two searches started together with
+    the same points, each point runs in one (:func:`~aaf_search.search.study.drop_enqueued_twice`).
     """
-    before = len(study.get_trials(deepcopy=False))
+    before = {t.number for t in study.get_trials(deepcopy=False)}
     for params in points:
         study.enqueue_trial(params, skip_if_exists=True)
-    return len(study.get_trials(deepcopy=False)) - before
+    added = {t.number for t in study.get_trials(deepcopy=False)} - before
+    if not added:
+        return 0
+    return len(added - set(drop_enqueued_twice(study)))
 
 
 def waiting_beyond(study: optuna.Study, trials: int) -> int:

@@ -6,6 +6,7 @@ which space created it and with which settings, and resuming means counting its 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -40,6 +41,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 """The states that count towards ``--trials``; a FAIL trial is retried by a new trial, not counted."""
 
 ATTR_RETRY_OF = "retry_of"
+FIXED_PARAMS = "fixed_params"  # the system attr in which Optuna's enqueue_trial keeps the enqueued parameters
 
 SESSION_PREFIX = "session/"  # + start time in ns (20 digits: sorts as it happened) + host + pid
 LEGACY_SESSIONS = "sessions"
@@ -315,7 +317,7 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
 def retry_cut_off(study: optuna.Study) -> list[int]:
     """Enqueue again (:func:`enqueue_retry`) every trial :func:`was_cut_off` not yet retried; their numbers.
 
-    Then drops the :func:`duplicate_retries` that a search started at the same time enqueued too.
+    Then drops the retries a search started at the same time enqueued too (:func:`drop_enqueued_twice`).
     """
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
@@ -325,31 +327,42 @@ def retry_cut_off(study: optuna.Study) -> list[int]:
             enqueue_retry(study, trial)
             numbers.append(trial.number)
     if numbers:
-        drop_duplicate_retries(study)
+        drop_enqueued_twice(study)
     return numbers
 
 
-def duplicate_retries(trials: Sequence[FrozenTrial]) -> dict[int, FrozenTrial]:
-    """The WAITING retries of a trial that an earlier retry already retries, each with that earlier one.
+def enqueued_for(trial: FrozenTrial) -> tuple[str, Any] | None:
+    """What ``trial`` was enqueued to run: ``("retry", N)``, ``("point", its parameters as JSON)``, or None."""
+    source = trial.user_attrs.get(ATTR_RETRY_OF)
+    if source is not None:
+        return ("retry", source)
+    fixed = trial.system_attrs.get(FIXED_PARAMS)
+    if isinstance(fixed, dict):
+        return ("point", json.dumps(fixed, sort_keys=True))
+    return None
 
-    Two searches started together with ``--retry-failed`` can each find a trial not yet retried and
-    each enqueue its retry; the retry with the lower number is the one to run.
+
+def enqueued_twice(trials: Sequence[FrozenTrial]) -> dict[int, FrozenTrial]:
+    """The WAITING trials enqueued for what an earlier trial was enqueued for, each with that earlier one.
+
+    Two searches started together can each find a trial not yet retried (``--retry-failed``), or a point
+    not yet in the study (the same ``--enqueue``), and each enqueue it; the lower number is the one to run.
     """
-    first: dict[int, FrozenTrial] = {}
-    duplicates = {}
+    first: dict[tuple[str, Any], FrozenTrial] = {}
+    twice = {}
     for trial in sorted(trials, key=lambda t: t.number):
-        source = trial.user_attrs.get(ATTR_RETRY_OF)
-        if source is None:
+        purpose = enqueued_for(trial)
+        if purpose is None:
             continue
-        if source not in first:
-            first[source] = trial
+        if purpose not in first:
+            first[purpose] = trial
         elif trial.state == TrialState.WAITING:
-            duplicates[trial.number] = first[source]
-    return duplicates
+            twice[trial.number] = first[purpose]
+    return twice
 
 
-def drop_duplicate_retries(study: optuna.Study) -> list[int]:
-    """Fail, unrun, every :func:`duplicate_retries` no search has started yet; their numbers.
+def drop_enqueued_twice(study: optuna.Study) -> list[int]:
+    """Fail, unrun, every trial :func:`enqueued_twice` finds that no search has started yet; their numbers.
 
     Each is claimed first as Optuna claims a waiting trial (WAITING to RUNNING, which only one process
     wins), so a search that just took it as its next trial keeps it. It is then failed as a surplus
@@ -357,12 +370,13 @@ def drop_duplicate_retries(study: optuna.Study) -> list[int]:
     """
     storage = study._storage
     dropped = []
-    for number, earlier in duplicate_retries(study.get_trials(deepcopy=False)).items():
+    for number, earlier in enqueued_twice(study.get_trials(deepcopy=False)).items():
         trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
         if not storage.set_trial_state_values(trial_id, TrialState.RUNNING):
             continue  # a search took it first: it runs
-        source = earlier.user_attrs[ATTR_RETRY_OF]
-        reason = f"{SURPLUS_PREFIX} trial {earlier.number} already retries trial {source} (two searches enqueued it)"
+        source = earlier.user_attrs.get(ATTR_RETRY_OF)
+        runs = "runs these parameters" if source is None else f"retries trial {source}"
+        reason = f"{SURPLUS_PREFIX} trial {earlier.number} already {runs} (two searches enqueued it)"
         storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
         storage.set_trial_user_attr(trial_id, ATTR_FAIL_CATEGORY, SURPLUS)
         study.tell(number, state=TrialState.FAIL)

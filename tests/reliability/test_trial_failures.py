@@ -24,7 +24,7 @@ from aaf_search.search import SearchSettings, run_search
 from aaf_search.search import study as study_module
 from aaf_search.search.recording import INTERRUPTED_REASON, failure_category, stored_category
 from aaf_search.search.storage import open_storage
-from aaf_search.search.study import drop_duplicate_retries, enqueue_retry, retry_cut_off
+from aaf_search.search.study import drop_enqueued_twice, enqueue_retry, retry_cut_off
 from aaf_search.search.summary import summarize
 from aaf_search.trials.report import EpochReport, TrialDiverged, TrialResult
 
@@ -249,5 +249,5 @@ def test_a_duplicate_retry_a_search_already_started_runs() -> None:
     second = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("taken"), 2)
     assert storage.set_trial_state_values(second, TrialState.RUNNING)  # as a search's ask() claims it
 
-    assert drop_duplicate_retries(study) == []
+    assert drop_enqueued_twice(study) == []
     assert states(study) == [(0, "FAIL", "interrupted"), (1, "WAITING", None), (2, "RUNNING", None)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import FakeRunner
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -12,7 +13,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from aaf_search.cli import main
 from aaf_search.errors import UserError
 from aaf_search.search import SearchSettings, run_search
-from aaf_search.search.enqueue import parse_point, resolve_points
+from aaf_search.search.enqueue import enqueue_points, parse_point, resolve_points
+from aaf_search.search.storage import open_storage
 
 STORAGE = "sqlite:///runs/study.db"
 DISTRIBUTIONS = {
@@ -147,3 +149,25 @@ def test_a_bad_point_is_one_line_before_anything_is_written(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err
     assert not Path("runs").exists() and not Path("aaf-runs").exists()
+
+
+def test_two_searches_enqueuing_the_same_point_at_once_run_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = open_storage(STORAGE)
+    study = optuna.create_study(storage=storage, study_name="race")
+    other = optuna.load_study(study_name="race", storage=storage)
+    enqueue = study.enqueue_trial
+
+    def both_looked_before_either_enqueued(params: dict[str, object], **options: object) -> None:
+        # Each search found the point absent (skip_if_exists looked); the other one enqueues it first.
+        other.enqueue_trial(params)
+        enqueue(params)
+
+    monkeypatch.setattr(study, "enqueue_trial", both_looked_before_either_enqueued)
+
+    assert enqueue_points(study, [{"act/family": "coslu"}]) == 1
+
+    assert [(t.number, t.state.name) for t in study.trials] == [(0, "WAITING"), (1, "FAIL")]
+    assert study.trials[1].user_attrs["fail_category"] == "surplus"
+    assert study.trials[1].user_attrs["fail_reason"] == (
+        "not run: trial 0 already runs these parameters (two searches enqueued it)"
+    )
