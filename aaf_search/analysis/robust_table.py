@@ -125,7 +125,8 @@ def _row(
     row: dict[str, Any] = {
         "label": candidate.label,
         "source_trial": candidate.source_trial,
-        "family": family_of(candidate.config.to_dict()),
+        # A configuration without trainable activations (the baseline) by the activation it keeps everywhere.
+        "family": family_of(candidate.config.to_dict()) if candidate.config.plan else candidate.config.base_activation,
         "search_value": nan if candidate.search_value is None else candidate.search_value,
         "n": len(scores),
         "note": "",

@@ -167,6 +167,8 @@ def test_top_k_and_baseline_over_seeds_with_hand_values() -> None:
     table = pd.read_csv(written[0])
     assert list(table.columns) == [*ROBUST_COLUMNS, "seed_1", "seed_2"]
     assert list(table["label"]) == ["baseline", f"#{top[0].number}", f"#{top[1].number}"]
+    assert table["family"].iloc[0] == "relu"  # the baseline, by the activation it keeps in every slot
+    assert set(table["family"].iloc[1:]) <= {"lincomb", "normlincomb"}
     row = table.iloc[1]
     scores = [fake_accuracy(best_config.replace(seed=s), 2) for s in (1, 2)]  # seed % 3 / 100 apart
     assert (row["seed_1"], row["seed_2"]) == pytest.approx(scores)
