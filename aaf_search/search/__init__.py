@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # The driver imports the models (torch and torchvision: seconds), which a command building its
+    # The driver imports the models (torch: seconds), which a command building its
     # argument parser from the tables above does not need: a mistyped option is refused at once.
     if name in ("SearchOutcome", "run_search"):
         from aaf_search.search import driver

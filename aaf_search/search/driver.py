@@ -309,7 +309,7 @@ def check_single_writer(storage: BaseStorage, url: str, name: str) -> None:
 
 
 def _run_trial() -> TrialRunner:
-    # Imported here: the training stack (torchvision, data sets) is only needed once trials run.
+    # Imported here: the training stack (torch, data sets) is only needed once trials run.
     from aaf_search.trials.runner import run_trial
 
     # Each trial keeps a checkpoint (at most 2 % of its time), so that --retry-failed carries an

@@ -83,7 +83,7 @@ def worker_trainable() -> Callable[..., None]:
     A function is pickled by reference unless its module is registered otherwise, so each worker actor
     would import this module before Tune counts it as started, and with it its package,
     ``aaf_search.search``: the driver's side (Optuna, the samplers, preflight with the model and
-    activation registries, torch, torchvision), 4-10 s of a busy core. Actors that slow to start change
+    activation registries, torch), 4-10 s of a busy core. Actors that slow to start change
     how Tune spreads short trials: trials that end before the second actor has started all run on the
     first one, Tune requests an actor for each new trial and drops the request when the first one is free
     again, and at the end ``TuneController._cleanup_trials`` waits up to 5 s for the actor still starting.
