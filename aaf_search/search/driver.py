@@ -194,6 +194,8 @@ def run_search(
         timeout=settings.timeout,
         retry_failed=settings.retry_failed,
     )
+    if finished < target:
+        progress.show()  # at once: a first trial can take minutes, and a backend seconds to start
     try:
         backend.run(session)
     finally:

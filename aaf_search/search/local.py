@@ -125,6 +125,7 @@ def trial_values(session: SearchSession, trial: optuna.Trial) -> list[float]:
     except UserError as exc:  # the space failed to sample (a user's space): the search stops, as below
         recorder.failed(trial, str(exc), [], category=ERROR)
         raise
+    session.progress.started(running=1)
     history: list[EpochReport] = []
 
     def on_epoch(report: EpochReport) -> None:

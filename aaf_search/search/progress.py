@@ -1,6 +1,7 @@
-"""A live one-line progress report on stderr, updated whenever a trial ends.
+"""A live one-line progress report on stderr, shown as the search starts and updated whenever a trial ends.
 
-On a terminal the line rewrites itself (``\\r``); in a log file each update is a line of its own.
+On a terminal the line rewrites itself (``\\r``), also when a trial starts; in a log file each update is a
+line of its own.
 Counts start from what the study already holds, so a resumed search shows the whole study.
 """
 
@@ -70,8 +71,16 @@ class ProgressLine:
         self.count(trial)
         self.show()
 
-    def tally(self, number: int, state: TrialState, value: float | None = None) -> None:
+    def started(self, running: int) -> None:
+        """A trial began, ``running`` are in flight: a terminal's line shows it; a log gets a line per finished
+        trial only (and the one :meth:`show` writes as the search starts)."""
+        self.running = running
+        if self._tty:
+            self.show()
+
+    def tally(self, number: int, state: TrialState, value: float | None = None, running: int = 0) -> None:
         """Count and show one finished trial; ``value``, the first objective's, only for a COMPLETE one."""
+        self.running = running
         self._add(number, state, value)
         self.show()
 

@@ -114,6 +114,7 @@ class StudySearcher(Searcher):
             self.abort_reason = str(exc)
             return Searcher.FINISHED
         self._running[trial_id] = _Running(trial)
+        self.session.progress.started(self.running)
         return {
             wire.CONFIG_KEY: config.to_dict(),
             wire.NUMBER_KEY: trial.number,

@@ -300,3 +300,37 @@ def test_journal_storage(tmp_path: Path) -> None:
     run_search(settings(trials=2, pruner="none", storage="journal:runs/journal.log"), runner=FakeRunner())
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("runs/journal.log"))
     assert len(optuna.load_study(study_name="trainable_zoo", storage=storage).trials) == 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_shows_as_the_search_starts_and_each_trial_runs() -> None:
+    log, terminal = io.StringIO(), Terminal()
+    run_search(settings(trials=2, pruner="none"), runner=FakeRunner(), stream=log)
+    run_search(settings(trials=3, pruner="none"), runner=FakeRunner(), stream=terminal)
+
+    # A log: the line as the search starts (before any trial ends), then one per finished trial.
+    lines = [line.rsplit(",", 1)[0] for line in log.getvalue().splitlines()]
+    assert lines[0] == "trainable_zoo: 0/2 trials (0 complete, 0 pruned), 0 failed, 0 running, best -"
+    assert [line.split(", best")[0] for line in lines[1:]] == [
+        "trainable_zoo: 1/2 trials (1 complete, 0 pruned), 0 failed, 0 running",
+        "trainable_zoo: 2/2 trials (2 complete, 0 pruned), 0 failed, 0 running",
+    ]
+    # A terminal: the continued study's line, then the third trial running, then it finished.
+    shown = [text.split(", best")[0] for text in terminal.getvalue().split("\r\x1b[2K")[1:]]
+    assert shown == [
+        "trainable_zoo: 2/3 trials (2 complete, 0 pruned), 0 failed, 0 running",
+        "trainable_zoo: 2/3 trials (2 complete, 0 pruned), 0 failed, 1 running",
+        "trainable_zoo: 3/3 trials (3 complete, 0 pruned), 0 failed, 0 running",
+    ]
+
+
+def test_no_progress_line_when_the_study_holds_its_trials_already() -> None:
+    run_search(settings(trials=1), runner=FakeRunner(), stream=io.StringIO())
+    stream = io.StringIO()
+    run_search(settings(trials=1), runner=FakeRunner(), stream=stream)
+    assert "running" not in stream.getvalue()  # the note that nothing runs, and no progress line
+    assert "nothing to run" in stream.getvalue()

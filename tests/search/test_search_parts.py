@@ -191,6 +191,16 @@ def test_progress_line_counts_and_best() -> None:
     ]
 
 
+def test_a_trial_start_is_shown_on_a_terminal_and_left_out_of_a_log() -> None:
+    log, terminal = io.StringIO(), _Tty()
+    for stream in (log, terminal):
+        line = ProgressLine("zoo", target=2, stream=stream, clock=lambda: 0.0)
+        line.started(running=1)
+    assert log.getvalue() == ""
+    shown = "zoo: 0/2 trials (0 complete, 0 pruned), 0 failed, 1 running, best -, 0:00:00"
+    assert terminal.getvalue() == "\r\x1b[2K" + shown
+
+
 def test_progress_line_rewrites_itself_on_a_terminal() -> None:
     stream = _Tty()
     line = ProgressLine("zoo", target=2, direction="minimize", stream=stream, clock=lambda: 0.0)
