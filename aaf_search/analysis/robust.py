@@ -323,6 +323,7 @@ def _run_queue(
         resources=settings.resources,
         failed_before=len(companion.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
     )
+    progress.show()  # at once, as a search's: a seed run trains the full budget
     try:
         backend.run(session)
     finally:

@@ -204,9 +204,12 @@ def test_rerun_reuses_complete_pairs_and_runs_only_new_seeds() -> None:
     again = FakeRunner()
     outcome = run_robust(robust(again), runner=again, stream=io.StringIO())
     assert (len(first.configs), len(again.configs), outcome.ran, outcome.reused) == (6, 0, 0, 6)
-    more = FakeRunner()
-    outcome = run_robust(robust(more, seeds=(1, 2, 3)), runner=more, stream=io.StringIO())
+    more, stream = FakeRunner(), io.StringIO()
+    outcome = run_robust(robust(more, seeds=(1, 2, 3)), runner=more, stream=stream)
     assert ([c.seed for c in more.configs], outcome.reused) == ([3, 3, 3], 6)
+    progress = [line for line in stream.getvalue().splitlines() if " trials (" in line]
+    assert progress[0].startswith("lincomb_bases:robust: 6/9 trials (6 complete, 0 pruned), 0 failed, 0 running")
+    assert len(progress) == 4  # as the runs start, then one per run
     assert len(companion_trials(STORAGE, "lincomb_bases")) == 9
 
 
