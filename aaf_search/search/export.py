@@ -45,7 +45,9 @@ def search_study(storage: BaseStorage, name: str | None) -> optuna.Study:
             raise UserError(f"the storage holds {len(searches)} studies ({listed}); name one with --study")
         name = searches[0]
     if name not in names:
-        raise UserError(f"no study '{name}' in the storage; studies: {', '.join(names) or 'none'}")
+        # The search studies only: a robustness companion is refused below, so it is no choice to offer.
+        offered = ", ".join(search_study_names(storage)) or "none"
+        raise UserError(f"no study '{name}' in the storage; studies: {offered}")
     if name.endswith(ROBUST_SUFFIX):
         # Its trials are seed re-runs of a search's best, not proposals: their best is one lucky seed.
         search = name[: -len(ROBUST_SUFFIX)]

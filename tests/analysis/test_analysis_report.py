@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -18,6 +19,7 @@ from test_analysis_figures import _assert_png
 from aaf_search.analysis import report as report_module
 from aaf_search.cli import main
 from aaf_search.config import TrialConfig
+from aaf_search.search.storage import open_storage
 from aaf_search.trials.report import TrialResult
 
 ROWS = {"trials": 4, "leaderboard": 1, "robust": 3}  # 4 trials, all of one family here; top-2 + baseline
@@ -234,8 +236,10 @@ def test_report_on_a_full_disk_keeps_the_previous_files_whole(
     assert after == before  # every file as the first report wrote it, and no temporary file left
 
 
-def test_unknown_study_lists_the_studies(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_study_lists_the_search_studies(capsys: pytest.CaptureFixture[str]) -> None:
     fake_search("journal:runs/study.log", trials=1)
+    # A robustness companion is no study to report on (the report refuses it): it is not listed.
+    optuna.create_study(storage=open_storage("journal:runs/study.log"), study_name="lincomb_bases:robust")
     assert main(["report", "--storage", "journal:runs/study.log", "--study", "nope"]) == 2
     err = capsys.readouterr().err
     assert err == "aaf-search: error: no study 'nope' in the storage; studies: lincomb_bases\n"
