@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,17 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def leftover_temporaries(path: Path) -> list[Path]:
+    """The temporary files :func:`write_atomically` left beside ``path``: a process killed while writing
+    (SIGKILL, the OOM killer) never reaches its clean-up."""
+    prefix, suffix = f"{path.name}.", ".tmp"
+    return [
+        candidate
+        for candidate in path.parent.glob(f"{glob.escape(prefix)}*{suffix}")
+        if candidate.name[len(prefix) : -len(suffix)].isdigit()
+    ]
 
 
 def write_text_atomically(path: Path, text: str) -> None:

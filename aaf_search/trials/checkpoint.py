@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aaf_search.atomic import save_torch_atomically
+from aaf_search.atomic import leftover_temporaries, save_torch_atomically
 from aaf_search.errors import UserError
 from aaf_search.trials.optim import Optimisers
 from aaf_search.trials.report import EpochReport
@@ -182,9 +182,12 @@ class Checkpoint:
 
 
 def remove_checkpoint(run_dir: Path) -> None:
-    """Delete the checkpoint in ``run_dir``, and the directory if that leaves it empty (the run directory
-    of a pruned or failed search trial holds nothing else: it would stay behind as an empty directory)."""
-    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    """Delete the checkpoint in ``run_dir`` (and any half-written one a killed run left), and the directory
+    if that leaves it empty (the run directory of a pruned or failed search trial holds nothing else: it
+    would stay behind as an empty directory)."""
+    checkpoint = run_dir / CHECKPOINT_FILE
+    for path in (checkpoint, *leftover_temporaries(checkpoint)):
+        path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty (the run's weights, a user's files), or already gone
         run_dir.rmdir()
 

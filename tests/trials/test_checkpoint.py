@@ -15,7 +15,14 @@ from torch import nn
 from aaf_search.config import ActivationSpec, DataConfig, OptimConfig, PlanEntry, TrialConfig
 from aaf_search.errors import UserError
 from aaf_search.trials import checkpoint as checkpoint_module
-from aaf_search.trials.checkpoint import CHECKPOINT_FILE, Checkpoint, FitProgress, TrainingState, adopt_checkpoint
+from aaf_search.trials.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    FitProgress,
+    TrainingState,
+    adopt_checkpoint,
+    remove_checkpoint,
+)
 from aaf_search.trials.optim import build_optimisers
 from aaf_search.trials.report import EpochReport, TrialResult
 from aaf_search.trials.runner import run_trial
@@ -213,3 +220,20 @@ def test_a_run_takes_over_the_checkpoint_an_interrupted_run_of_its_config_left(t
     (tmp_path / "0004" / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")  # a damaged disk, say
     assert adopt_checkpoint(tmp_path / "0005", "this config", [tmp_path / "0004"]) == 0  # trains from the start
     assert (tmp_path / "0004" / CHECKPOINT_FILE).exists() and not (tmp_path / "0005").exists()
+
+
+def test_removing_a_checkpoint_removes_what_a_killed_save_left_and_then_the_empty_directory(tmp_path: Path) -> None:
+    run = tmp_path / "trials" / "0001"
+    run.mkdir(parents=True)
+    (run / CHECKPOINT_FILE).write_bytes(b"epochs 1-3")
+    (run / f"{CHECKPOINT_FILE}.1765400000000000000.tmp").write_bytes(b"epoch 4, half")  # SIGKILL mid-save
+    remove_checkpoint(run)
+    assert not run.exists()
+
+    run.mkdir()
+    kept = [run / f"{CHECKPOINT_FILE}.notes.tmp", run / "model.pt"]  # not what write_atomically names
+    for path in kept:
+        path.write_bytes(b"a user's")
+    (run / f"{CHECKPOINT_FILE}.17.tmp").write_bytes(b"half")
+    remove_checkpoint(run)
+    assert sorted(run.iterdir()) == sorted(kept)
