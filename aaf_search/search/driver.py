@@ -20,7 +20,7 @@ from optuna.storages import BaseStorage
 from aaf_search.errors import UserError
 from aaf_search.outdir import check_out_dir
 from aaf_search.search import study_attrs
-from aaf_search.search.backends import BACKENDS, make_backend
+from aaf_search.search.backends import make_backend
 from aaf_search.search.enqueue import enqueue_points, resolve_points, waiting_beyond
 from aaf_search.search.export import ranked, write_export
 from aaf_search.search.liveness import ATTR_OWNER, describe, this_process
@@ -86,7 +86,7 @@ def run_search(
         raise UserError("--study must not be empty; leave it out to name the study after the space")
     space = resolve_space(settings.space)
     lookup(SAMPLERS, settings.sampler, "sampler")
-    lookup(BACKENDS, settings.backend, "backend")
+    backend = make_backend(settings.backend)
     if settings.pruner is not None:
         lookup(PRUNERS, settings.pruner, "pruner")
     # Imported after the checks above: the pre-flight imports the models (torch, seconds), and a
@@ -104,7 +104,6 @@ def run_search(
     check_precision(defaults.precision, settings.backend, settings.resources)
     objectives = resolve_objectives(settings.objectives, defaults)
     names = [o.name for o in objectives]
-    backend = make_backend(settings.backend)
     backend.check(settings)
     pruner = make_pruner(choose_pruner(settings.pruner, len(objectives)), defaults.epochs)
     context = SamplerContext(space, defaults, len(objectives))
